@@ -1,0 +1,144 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// EnvPrefix starts every environment override: RAMPART_SERVER_LISTEN
+// overrides server.listen.
+const EnvPrefix = "RAMPART_"
+
+// Load reads the YAML file at path on top of Default, then applies RAMPART_*
+// overrides from environ (os.Environ() form). It does not validate.
+func Load(path string, environ []string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := ApplyEnv(&cfg, environ); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// Parse decodes YAML on top of Default. Unknown keys are errors that name the
+// key and its line.
+func Parse(data []byte) (Config, error) {
+	cfg := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("parse config: %w", err)
+	}
+	// A second document would be silently ignored; refuse it instead.
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return Config{}, errors.New("parse config: more than one YAML document")
+	}
+	return cfg, nil
+}
+
+// ApplyEnv overrides every scalar (and list of scalars, comma-separated) from
+// RAMPART_* variables. Names are the YAML path in upper case joined by "_":
+// tls.acme.email is RAMPART_TLS_ACME_EMAIL. The route table is file-only.
+func ApplyEnv(cfg *Config, environ []string) error {
+	env := make(map[string]string)
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok && strings.HasPrefix(k, EnvPrefix) {
+			env[k] = v
+		}
+	}
+	if len(env) == 0 {
+		return nil
+	}
+	var errs []error
+	walkScalars(reflect.ValueOf(cfg).Elem(), strings.TrimSuffix(EnvPrefix, "_"), func(name string, v reflect.Value) {
+		raw, ok := env[name]
+		if !ok {
+			return
+		}
+		if err := setFromString(v, raw); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// EnvNames lists every environment variable ApplyEnv understands.
+func EnvNames() []string {
+	var names []string
+	cfg := Default()
+	walkScalars(reflect.ValueOf(&cfg).Elem(), strings.TrimSuffix(EnvPrefix, "_"), func(name string, _ reflect.Value) {
+		names = append(names, name)
+	})
+	return names
+}
+
+func walkScalars(v reflect.Value, prefix string, fn func(name string, v reflect.Value)) {
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		name := prefix + "_" + strings.ToUpper(tag)
+		fv := v.Field(i)
+		switch {
+		case fv.Kind() == reflect.Struct:
+			walkScalars(fv, name, fn)
+		case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.Struct:
+			// lists of objects (routes) come from the file only
+		default:
+			fn(name, fv)
+		}
+	}
+}
+
+func setFromString(v reflect.Value, raw string) error {
+	if v.Kind() == reflect.Slice {
+		var items []string
+		for _, s := range strings.Split(raw, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				items = append(items, s)
+			}
+		}
+		s := reflect.MakeSlice(v.Type(), len(items), len(items))
+		for i, it := range items {
+			if err := yamlScalar(s.Index(i), it); err != nil {
+				return err
+			}
+		}
+		v.Set(s)
+		return nil
+	}
+	return yamlScalar(v, raw)
+}
+
+// yamlScalar decodes raw as a YAML scalar of v's type, so environment values
+// parse exactly like file values (durations, sizes, booleans).
+func yamlScalar(v reflect.Value, raw string) error {
+	node := &yaml.Node{Kind: yaml.ScalarNode, Value: raw}
+	if v.Kind() == reflect.String {
+		node.Tag = "!!str"
+	}
+	ptr := reflect.New(v.Type())
+	if err := node.Decode(ptr.Interface()); err != nil {
+		return fmt.Errorf("invalid value %q for %s", raw, v.Type())
+	}
+	v.Set(ptr.Elem())
+	return nil
+}
