@@ -40,12 +40,12 @@ type Log struct {
 
 // Server configures the listeners and their timeouts.
 type Server struct {
-	Listen            string        `yaml:"listen"`             // public HTTPS address
-	HTTPListen        string        `yaml:"http_listen"`        // plain HTTP, redirect only; empty disables
-	PublicHTTPSPort   int           `yaml:"public_https_port"`  // port used in redirects; default: the port of listen
-	AdminListen       string        `yaml:"admin_listen"`       // health, readiness, metrics, admin API
-	AdminAllow        []string      `yaml:"admin_allow"`        // CIDRs allowed to reach the admin listener
-	TrustedProxies    []string      `yaml:"trusted_proxies"`    // CIDRs whose X-Forwarded-For is believed
+	Listen            string        `yaml:"listen"`            // public HTTPS address
+	HTTPListen        string        `yaml:"http_listen"`       // plain HTTP, redirect only; empty disables
+	PublicHTTPSPort   int           `yaml:"public_https_port"` // port used in redirects; default: the port of listen
+	AdminListen       string        `yaml:"admin_listen"`      // health, readiness, metrics, admin API
+	AdminAllow        []string      `yaml:"admin_allow"`       // CIDRs allowed to reach the admin listener
+	TrustedProxies    []string      `yaml:"trusted_proxies"`   // CIDRs whose X-Forwarded-For is believed
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	ReadTimeout       time.Duration `yaml:"read_timeout"`
 	WriteTimeout      time.Duration `yaml:"write_timeout"`
