@@ -32,7 +32,9 @@ type Pepper struct {
 func (p Pepper) String() string { return "pepper v" + strconv.Itoa(p.Version) + " [redacted]" }
 
 // GoString redacts the secret.
-func (p Pepper) GoString() string { return "apikey.Pepper{Version: " + strconv.Itoa(p.Version) + ", Secret: [redacted]}" }
+func (p Pepper) GoString() string {
+	return "apikey.Pepper{Version: " + strconv.Itoa(p.Version) + ", Secret: [redacted]}"
+}
 
 // LogValue implements slog.LogValuer without the secret.
 func (p Pepper) LogValue() slog.Value {
