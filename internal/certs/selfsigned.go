@@ -134,17 +134,16 @@ func newSelfSigned(names []string, ips []net.IP, now time.Time, rand io.Reader) 
 		SerialNumber: serial,
 		Subject:      pkix.Name{Organization: []string{"rampart development"}, CommonName: names[0]},
 		// Backdated an hour so a client with a slightly late clock accepts it.
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(selfSignedValidity),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		NotBefore:   now.Add(-time.Hour),
+		NotAfter:    now.Add(selfSignedValidity),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		// Not a CA: trusting this certificate (curl --cacert, Go RootCAs)
+		// trusts exactly this server and nothing it could sign.
 		BasicConstraintsValid: true,
-		// A CA flag lets tools that insist on a CA as trust anchor (OpenSSL
-		// based clients among them) trust the certificate directly.
-		IsCA:           true,
-		MaxPathLenZero: true,
-		DNSNames:       names,
-		IPAddresses:    ips,
+		IsCA:                  false,
+		DNSNames:              names,
+		IPAddresses:           ips,
 	}
 	der, err := x509.CreateCertificate(rand, tmpl, tmpl, key.Public(), key)
 	if err != nil {
