@@ -6,6 +6,8 @@ package reqinfo
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"net/netip"
 	"time"
 )
@@ -71,6 +73,8 @@ type Info struct {
 	Route     string // route name from the route table; never a raw path
 	Principal Principal
 	Outcome   string // short machine reason for a refusal, e.g. "auth_missing", "rate_limited"
+	Status    int    // status code written to the client; set by Middleware's writer
+	Bytes     int64  // response body bytes written to the client
 }
 
 type ctxKey struct{}
@@ -84,4 +88,28 @@ func With(ctx context.Context, info *Info) context.Context {
 func From(ctx context.Context) *Info {
 	info, _ := ctx.Value(ctxKey{}).(*Info)
 	return info
+}
+
+// Reject answers a request rampart refuses itself: it records outcome on the
+// request's Info and writes a generic JSON body that names the outcome and the
+// request ID and nothing about why a credential or path was wrong.
+func Reject(w http.ResponseWriter, r *http.Request, status int, outcome, message string) {
+	id := ""
+	if info := From(r.Context()); info != nil {
+		info.Outcome = outcome
+		id = info.ID
+	}
+	body, _ := json.Marshal(errorBody{Error: outcome, Message: message, RequestID: id})
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Del("Content-Length")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+type errorBody struct {
+	Error     string `json:"error"`
+	Message   string `json:"message"`
+	RequestID string `json:"request_id,omitempty"`
 }

@@ -1,0 +1,475 @@
+// Package app is rampart's composition root: it turns a validated config into
+// listeners, a middleware chain in one declared order, and a graceful
+// shutdown. Feature packages never import each other's backends; only app
+// wires them together.
+package app
+
+import (
+	"context"
+	crand "crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"net/netip"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rs/cors"
+
+	"github.com/rampart-security/rampart/internal/certs"
+	"github.com/rampart-security/rampart/internal/clientip"
+	"github.com/rampart-security/rampart/internal/config"
+	"github.com/rampart-security/rampart/internal/proxy"
+	"github.com/rampart-security/rampart/internal/reqinfo"
+	"github.com/rampart-security/rampart/internal/secheaders"
+)
+
+// Options are what the caller provides besides the config.
+type Options struct {
+	Log *slog.Logger
+	Now func() time.Time
+}
+
+// App is a configured gateway, ready to listen.
+type App struct {
+	cfg   config.Config
+	log   *slog.Logger
+	now   func() time.Time
+	proxy *proxy.Proxy
+
+	certFile *certs.FileSource // nil unless certificates come from files
+	acme     *certs.ACMESource // nil unless ACME is on
+	tlsConf  *tls.Config
+
+	public, redirect, admin *http.Server
+	lnPublic, lnHTTP, lnAdmin net.Listener
+
+	// SelfSignedCert is the path of a generated development certificate.
+	SelfSignedCert string
+}
+
+// New builds the gateway from a validated config.
+func New(cfg config.Config, opts Options) (*App, error) {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	a := &App{cfg: cfg, log: opts.Log, now: opts.Now}
+
+	if err := a.setupTLS(); err != nil {
+		return nil, err
+	}
+	handler, err := a.publicHandler()
+	if err != nil {
+		return nil, err
+	}
+	s := cfg.Server
+	errLog := slog.NewLogLogger(a.log.With("listener", "public").Handler(), slog.LevelDebug)
+	a.public = &http.Server{
+		Handler:           handler,
+		TLSConfig:         a.tlsConf,
+		ReadHeaderTimeout: s.ReadHeaderTimeout,
+		ReadTimeout:       s.ReadTimeout,
+		WriteTimeout:      s.WriteTimeout,
+		IdleTimeout:       s.IdleTimeout,
+		MaxHeaderBytes:    int(s.MaxHeaderBytes),
+		ErrorLog:          errLog,
+	}
+	if s.HTTPListen != "" {
+		var h http.Handler = redirectHandler(a.httpsPort())
+		if a.acme != nil {
+			h = a.acme.HTTPHandler(h)
+		} else {
+			h = withoutACMEChallenges(h)
+		}
+		a.redirect = &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: s.ReadHeaderTimeout,
+			ReadTimeout:       s.ReadTimeout,
+			WriteTimeout:      s.WriteTimeout,
+			IdleTimeout:       s.IdleTimeout,
+			MaxHeaderBytes:    int(s.MaxHeaderBytes),
+			ErrorLog:          slog.NewLogLogger(a.log.With("listener", "http").Handler(), slog.LevelDebug),
+		}
+	}
+	if s.AdminListen != "" {
+		h, err := a.adminHandler()
+		if err != nil {
+			return nil, err
+		}
+		a.admin = &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: s.ReadHeaderTimeout,
+			ReadTimeout:       s.ReadTimeout,
+			WriteTimeout:      s.WriteTimeout,
+			IdleTimeout:       s.IdleTimeout,
+			ErrorLog:          slog.NewLogLogger(a.log.With("listener", "admin").Handler(), slog.LevelDebug),
+		}
+	}
+	return a, nil
+}
+
+func (a *App) setupTLS() error {
+	t := a.cfg.TLS
+	switch {
+	case t.ACME.Enabled:
+		src, err := certs.NewACMESource(certs.ACMEOptions{
+			Hosts:        t.ACME.Hosts,
+			Email:        t.ACME.Email,
+			CacheDir:     orDefault(t.ACME.CacheDir, filepath.Join(a.cfg.StateDir, "acme")),
+			DirectoryURL: t.ACME.DirectoryURL,
+			CARootsFile:  t.ACME.CARootsFile,
+			Logger:       a.log,
+		})
+		if err != nil {
+			return fmt.Errorf("tls.acme: %w", err)
+		}
+		a.acme = src
+		a.tlsConf = certs.ServerConfig(src)
+		return nil
+	case t.SelfSigned:
+		certFile, keyFile, err := certs.SelfSigned(filepath.Join(a.cfg.StateDir, "tls"),
+			[]string{"localhost", "127.0.0.1", "::1"}, a.now, crand.Reader)
+		if err != nil {
+			return fmt.Errorf("tls.self_signed: %w", err)
+		}
+		a.SelfSignedCert = certFile
+		t.CertFile, t.KeyFile = certFile, keyFile
+	}
+	if t.CertFile == "" {
+		return errors.New("tls: no certificate configured")
+	}
+	src, err := certs.NewFileSource(t.CertFile, t.KeyFile, a.log)
+	if err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	a.certFile = src
+	a.tlsConf = certs.ServerConfig(src)
+	return nil
+}
+
+func (a *App) publicHandler() (http.Handler, error) {
+	cfg := a.cfg
+	trusted, err := config.ParseCIDRs(cfg.Server.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("server.trusted_proxies: %w", err)
+	}
+	ips := clientip.New(trusted)
+	table, err := cfg.RouteTable()
+	if err != nil {
+		return nil, err
+	}
+	h := cfg.Headers
+	headers, err := secheaders.New(secheaders.Options{
+		HSTSMaxAge:                h.HSTS.MaxAge,
+		HSTSIncludeSubdomains:     h.HSTS.IncludeSubdomains,
+		HSTSPreload:               h.HSTS.Preload,
+		ContentSecurityPolicy:     h.ContentSecurityPolicy,
+		FrameOptions:              h.FrameOptions,
+		ReferrerPolicy:            h.ReferrerPolicy,
+		PermissionsPolicy:         h.PermissionsPolicy,
+		CrossOriginResourcePolicy: h.CrossOriginResourcePolicy,
+		XSSProtection:             h.XSSProtection,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("headers: %w", err)
+	}
+	upstream, err := url.Parse(cfg.Upstream.URL)
+	if err != nil {
+		return nil, fmt.Errorf("upstream.url: %w", err)
+	}
+	strip := append([]string{}, h.StripResponseHeaders...)
+	strip = append(strip, secheaders.Managed...)
+	strip = append(strip, corsResponseHeaders...)
+	p, err := proxy.New(proxy.Options{
+		Upstream:              upstream,
+		DialTimeout:           cfg.Upstream.DialTimeout,
+		ResponseHeaderTimeout: cfg.Upstream.ResponseHeaderTimeout,
+		IdleConnTimeout:       cfg.Upstream.IdleConnTimeout,
+		MaxIdleConns:          cfg.Upstream.MaxIdleConns,
+		StripResponseHeaders:  strip,
+		ModifyResponse:        routeResponse,
+		TrustedPeer:           ips.Trusted,
+		Log:                   a.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.proxy = p
+
+	mws := []middleware{
+		recoverer(a.log),
+		reqinfo.Middleware(ips, a.now),
+	}
+	if cfg.Log.Access {
+		mws = append(mws, accessLog(a.log, a.now))
+	}
+	mws = append(mws,
+		headers.Middleware,
+		corsPolicy(cfg.CORS).Handler,
+		routing(table),
+	)
+	return chain(p, mws...), nil
+}
+
+// corsResponseHeaders are dropped from upstream responses: the edge alone
+// decides cross-origin access, so an upstream cannot widen it.
+var corsResponseHeaders = []string{
+	"Access-Control-Allow-Origin", "Access-Control-Allow-Credentials",
+	"Access-Control-Allow-Methods", "Access-Control-Allow-Headers",
+	"Access-Control-Expose-Headers", "Access-Control-Max-Age",
+}
+
+// corsPolicy answers preflights at the edge. An empty origin list allows no
+// cross-origin access at all (rs/cors would read it as "*").
+func corsPolicy(c config.CORS) *cors.Cors {
+	opts := cors.Options{
+		AllowedOrigins:       c.AllowedOrigins,
+		AllowedMethods:       c.AllowedMethods,
+		AllowedHeaders:       c.AllowedHeaders,
+		ExposedHeaders:       c.ExposedHeaders,
+		AllowCredentials:     c.AllowCredentials,
+		MaxAge:               int(c.MaxAge / time.Second),
+		OptionsSuccessStatus: http.StatusNoContent,
+	}
+	if len(c.AllowedOrigins) == 0 {
+		opts.AllowOriginFunc = func(string) bool { return false }
+	}
+	return cors.New(opts)
+}
+
+// withoutACMEChallenges answers ACME challenge paths with 404 instead of a
+// redirect when ACME is off.
+func withoutACMEChallenges(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.URL.Path) >= len(acmeChallengePrefix) && r.URL.Path[:len(acmeChallengePrefix)] == acmeChallengePrefix {
+			http.NotFound(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+const acmeChallengePrefix = "/.well-known/acme-challenge/"
+
+func (a *App) httpsPort() int {
+	if a.cfg.Server.PublicHTTPSPort != 0 {
+		return a.cfg.Server.PublicHTTPSPort
+	}
+	if a.lnPublic != nil {
+		if ap, err := netip.ParseAddrPort(a.lnPublic.Addr().String()); err == nil {
+			return int(ap.Port())
+		}
+	}
+	_, port, _ := net.SplitHostPort(a.cfg.Server.Listen)
+	n, _ := strconv.Atoi(port)
+	return n
+}
+
+func (a *App) adminHandler() (http.Handler, error) {
+	allow, err := config.ParseCIDRs(a.cfg.Server.AdminAllow)
+	if err != nil {
+		return nil, fmt.Errorf("server.admin_allow: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", a.readyz)
+	if a.cfg.Server.Debug {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	if len(allow) == 0 {
+		return mux, nil
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		peer, err := clientip.Peer(r.RemoteAddr)
+		if err != nil || !containsAddr(allow, peer) {
+			http.Error(w, "forbidden", http.StatusForbidden)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	}), nil
+}
+
+func containsAddr(prefixes []netip.Prefix, a netip.Addr) bool {
+	for _, p := range prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// readyz reports whether the upstream answers.
+func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := a.checkUpstream(ctx); err != nil {
+		a.log.Warn("not ready", "check", "upstream", "error", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "check": "upstream"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (a *App) checkUpstream(ctx context.Context) error {
+	u, err := url.Parse(a.cfg.Upstream.URL)
+	if err != nil {
+		return err
+	}
+	if a.cfg.Upstream.HealthPath == "" {
+		host := u.Host
+		if u.Port() == "" {
+			port := "80"
+			if u.Scheme == "https" {
+				port = "443"
+			}
+			host = net.JoinHostPort(u.Hostname(), port)
+		}
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", host)
+		if err != nil {
+			return fmt.Errorf("dial upstream: %w", err)
+		}
+		return c.Close()
+	}
+	u.Path = a.cfg.Upstream.HealthPath
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := a.proxy.Transport().RoundTrip(req)
+	if err != nil {
+		return fmt.Errorf("upstream health: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("upstream health: status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// Listen binds every configured listener, so their addresses are known
+// before Serve (port 0 picks a free port).
+func (a *App) Listen() error {
+	var err error
+	if a.lnPublic, err = net.Listen("tcp", a.cfg.Server.Listen); err != nil {
+		return fmt.Errorf("listen public: %w", err)
+	}
+	if a.redirect != nil {
+		if a.lnHTTP, err = net.Listen("tcp", a.cfg.Server.HTTPListen); err != nil {
+			return fmt.Errorf("listen http: %w", err)
+		}
+		// The redirect port follows the bound public port when it was 0.
+		a.redirect.Handler = a.redirectWithPort()
+	}
+	if a.admin != nil {
+		if a.lnAdmin, err = net.Listen("tcp", a.cfg.Server.AdminListen); err != nil {
+			return fmt.Errorf("listen admin: %w", err)
+		}
+	}
+	return nil
+}
+
+func (a *App) redirectWithPort() http.Handler {
+	h := redirectHandler(a.httpsPort())
+	if a.acme != nil {
+		return a.acme.HTTPHandler(h)
+	}
+	return withoutACMEChallenges(h)
+}
+
+// Addrs returns the bound addresses (empty strings for listeners not in use).
+func (a *App) Addrs() (public, httpAddr, admin string) {
+	if a.lnPublic != nil {
+		public = a.lnPublic.Addr().String()
+	}
+	if a.lnHTTP != nil {
+		httpAddr = a.lnHTTP.Addr().String()
+	}
+	if a.lnAdmin != nil {
+		admin = a.lnAdmin.Addr().String()
+	}
+	return public, httpAddr, admin
+}
+
+// Reload re-reads what can change without a restart: the certificate files.
+func (a *App) Reload() {
+	if a.certFile != nil {
+		if err := a.certFile.Reload(); err != nil {
+			a.log.Error("certificate reload", "error", err)
+			return
+		}
+		a.log.Info("certificate reloaded", "not_after", a.certFile.NotAfter())
+	}
+}
+
+// Serve runs the listeners bound by Listen until ctx ends, then shuts down
+// gracefully: in-flight requests get server.shutdown_timeout to finish.
+func (a *App) Serve(ctx context.Context) error {
+	if a.lnPublic == nil {
+		return errors.New("serve: Listen was not called")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if a.certFile != nil && a.cfg.TLS.ReloadInterval > 0 {
+		go a.certFile.Watch(ctx, a.cfg.TLS.ReloadInterval)
+	}
+	errc := make(chan error, 3)
+	var wg sync.WaitGroup
+	serve := func(name string, run func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("%s listener: %w", name, err)
+			}
+		}()
+	}
+	serve("public", func() error { return a.public.ServeTLS(a.lnPublic, "", "") })
+	if a.redirect != nil {
+		serve("http", func() error { return a.redirect.Serve(a.lnHTTP) })
+	}
+	if a.admin != nil {
+		serve("admin", func() error { return a.admin.Serve(a.lnAdmin) })
+	}
+	pub, httpAddr, adm := a.Addrs()
+	a.log.Info("listening", "public", pub, "http", httpAddr, "admin", adm, "mode", a.cfg.Mode)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	a.log.Info("shutting down", "timeout", a.cfg.Server.ShutdownTimeout)
+	sctx, scancel := context.WithTimeout(context.Background(), a.cfg.Server.ShutdownTimeout)
+	defer scancel()
+	var errs []error
+	for _, s := range []*http.Server{a.public, a.redirect, a.admin} {
+		if s != nil {
+			if err := s.Shutdown(sctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	wg.Wait()
+	a.proxy.Close()
+	if len(errs) > 0 {
+		return errors.Join(append(errs, runErr)...)
+	}
+	return runErr
+}
