@@ -58,6 +58,10 @@ func newRootCmd() *cobra.Command {
 	}
 	root.AddCommand(
 		newVersionCmd(),
+		newServeCmd(),
+		newDemoCmd(),
+		newConfigCmd(),
+		newAlertsCmd(),
 		// commands: one constructor per line, each in its own file.
 	)
 	return root

@@ -1,0 +1,102 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rampart-security/rampart/internal/app"
+	"github.com/rampart-security/rampart/internal/config"
+)
+
+func newServeCmd() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the gateway",
+		Long: `Run the gateway with the configuration file given by --config.
+
+In production mode rampart refuses to start while any checklist rule is broken
+(no TLS, weak HSTS, permissive CORS, debug endpoints, a public admin listener,
+...) and lists every problem at once. SIGHUP reloads certificates; SIGTERM and
+SIGINT drain in-flight requests within server.shutdown_timeout.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(path, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			log, err := app.NewLogger(cfg.Log, cfg.Mode, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), cfg, log)
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", defaultConfigPath(), "configuration file (env RAMPART_CONFIG)")
+	return cmd
+}
+
+func defaultConfigPath() string {
+	if p := os.Getenv("RAMPART_CONFIG"); p != "" {
+		return p
+	}
+	return "rampart.yaml"
+}
+
+// loadConfig loads and validates a config file, printing development-mode
+// warnings to w and returning every error at once.
+func loadConfig(path string, w io.Writer) (config.Config, error) {
+	cfg, err := config.Load(path, os.Environ())
+	if err != nil {
+		return config.Config{}, err
+	}
+	warnings, err := cfg.Validate()
+	for _, warn := range warnings {
+		fmt.Fprintf(w, "warning: %s (refused in production mode)\n", warn)
+	}
+	if err != nil {
+		return config.Config{}, fmt.Errorf("%s is not valid:\n%s", path, indent(err.Error()))
+	}
+	return cfg, nil
+}
+
+func indent(s string) string {
+	return "  - " + strings.ReplaceAll(s, "\n", "\n  - ")
+}
+
+// serve runs a validated config until ctx ends, reloading on SIGHUP.
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	a, err := app.New(cfg, app.Options{Log: log})
+	if err != nil {
+		return err
+	}
+	if err := a.Listen(); err != nil {
+		return err
+	}
+	return run(ctx, a)
+}
+
+func run(ctx context.Context, a *app.App) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				a.Reload()
+			}
+		}
+	}()
+	return a.Serve(ctx)
+}
