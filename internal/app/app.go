@@ -48,7 +48,7 @@ type App struct {
 	acme     *certs.ACMESource // nil unless ACME is on
 	tlsConf  *tls.Config
 
-	public, redirect, admin *http.Server
+	public, redirect, admin   *http.Server
 	lnPublic, lnHTTP, lnAdmin net.Listener
 
 	// SelfSignedCert is the path of a generated development certificate.

@@ -57,7 +57,9 @@ func (s *SampleAPI) Handler() http.Handler {
 	mux.HandleFunc("POST /agents", s.createAgent)
 	mux.HandleFunc("GET /metrics/summary", s.summary)
 	mux.HandleFunc("GET /ws", s.stream)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { reply(w, http.StatusOK, map[string]string{"status": "ok"}) })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		reply(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Banners like a typical Python stack sends; rampart strips them.
 		w.Header().Set("Server", "uvicorn")
