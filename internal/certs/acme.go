@@ -131,6 +131,9 @@ func NewACMESource(opts ACMEOptions) (*ACMESource, error) {
 
 // acmeHostName validates and normalizes a configured ACME host name.
 func acmeHostName(h string) (string, error) {
+	if strings.Contains(h, "*") {
+		return "", fmt.Errorf("acme: wildcard host %q needs dns-01, which is not supported", h)
+	}
 	n, err := idna.Lookup.ToASCII(strings.TrimSuffix(strings.TrimSpace(h), "."))
 	if err != nil || n == "" {
 		return "", fmt.Errorf("acme: invalid host %q", h)
@@ -140,9 +143,6 @@ func acmeHostName(h string) (string, error) {
 	}
 	if !strings.Contains(n, ".") {
 		return "", fmt.Errorf("acme: host %q needs at least two labels", h)
-	}
-	if strings.Contains(n, "*") {
-		return "", fmt.Errorf("acme: wildcard host %q needs dns-01, which is not supported", h)
 	}
 	return n, nil
 }
@@ -185,7 +185,8 @@ func (s *ACMESource) hostPolicy(_ context.Context, host string) error {
 // answers tls-alpn-01 challenges. A handshake without a server name gets the
 // first host's certificate. It implements [Source].
 func (s *ACMESource) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	if slices.Contains(hello.SupportedProtos, acme.ALPNProto) {
+	// A tls-alpn-01 validation offers exactly "acme-tls/1" (RFC 8737).
+	if len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acme.ALPNProto {
 		if s.noALPN {
 			return nil, errors.New("acme: tls-alpn-01 disabled")
 		}

@@ -12,6 +12,8 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -103,13 +105,33 @@ func rootPool(certs ...*x509.Certificate) *x509.CertPool {
 // returns its address. The server is closed at the end of the test.
 func serveTLS(t *testing.T, cfg *tls.Config, h http.Handler) string {
 	t.Helper()
+	return serveOn(t, listen(t), cfg, h)
+}
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: h, TLSConfig: cfg, ReadHeaderTimeout: 10 * time.Second}
+	return ln
+}
+
+// serveOn serves h on ln, over TLS when cfg is not nil, until the end of
+// the test, and returns the listener's address.
+func serveOn(t *testing.T, ln net.Listener, cfg *tls.Config, h http.Handler) string {
+	t.Helper()
+	// Handshake failures are the point of several tests; keep them out of
+	// the output.
+	srv := &http.Server{Handler: h, TLSConfig: cfg, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
 	done := make(chan error, 1)
-	go func() { done <- srv.ServeTLS(ln, "", "") }()
+	go func() {
+		if cfg == nil {
+			done <- srv.Serve(ln)
+			return
+		}
+		done <- srv.ServeTLS(ln, "", "")
+	}()
 	t.Cleanup(func() {
 		srv.Close()
 		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
