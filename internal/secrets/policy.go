@@ -76,11 +76,14 @@ func normalize(s string) string {
 // IsKnownDefault reports whether value is a known default or placeholder
 // (case, spaces and punctuation ignored), or a run of digits such as 123456.
 func IsKnownDefault(value []byte) bool {
-	s := strings.TrimSpace(string(value))
-	s = strings.Trim(s, `"'`)
-	n := normalize(s)
+	for _, c := range value {
+		if c < 0x20 || c > 0x7e {
+			return false // binary: not something typed into a sample file
+		}
+	}
+	n := normalize(strings.Trim(strings.TrimSpace(string(value)), `"'`))
 	if n == "" {
-		return s != ""
+		return false
 	}
 	if defaultSet[n] {
 		return true
