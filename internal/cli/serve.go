@@ -54,11 +54,7 @@ func defaultConfigPath() string {
 // loadConfig loads and validates a config file, printing development-mode
 // warnings to w and returning every error at once.
 func loadConfig(path string, w io.Writer) (config.Config, error) {
-	cfg, err := config.Load(path, os.Environ())
-	if err != nil {
-		return config.Config{}, err
-	}
-	warnings, err := cfg.Validate()
+	cfg, warnings, err := config.Load(path, os.Environ())
 	for _, warn := range warnings {
 		fmt.Fprintf(w, "warning: %s (refused in production mode)\n", warn)
 	}

@@ -17,29 +17,49 @@ import (
 const EnvPrefix = "RAMPART_"
 
 // Load reads the YAML file at path on top of Default, then applies RAMPART_*
-// overrides from environ (os.Environ() form). It does not validate.
-func Load(path string, environ []string) (Config, error) {
+// overrides from environ (os.Environ() form), then validates. Unknown keys and
+// type errors do not stop the reading: they are reported together with every
+// validation problem, so one run shows everything to fix. Warnings are the
+// checklist rules that production mode would refuse.
+func Load(path string, environ []string) (cfg Config, warnings []string, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return Config{}, fmt.Errorf("read config: %w", err)
+		return Config{}, nil, fmt.Errorf("read config: %w", err)
 	}
-	cfg, err := Parse(data)
-	if err != nil {
-		return Config{}, fmt.Errorf("%s: %w", path, err)
+	cfg, perr := Parse(data)
+	var typeErr *yaml.TypeError
+	if perr != nil && !errors.As(perr, &typeErr) {
+		return Config{}, nil, perr
+	}
+	var errs []error
+	if typeErr != nil {
+		for _, e := range typeErr.Errors {
+			errs = append(errs, errors.New(e))
+		}
 	}
 	if err := ApplyEnv(&cfg, environ); err != nil {
-		return Config{}, err
+		errs = append(errs, err)
 	}
-	return cfg, nil
+	warnings, verr := cfg.Validate()
+	if verr != nil {
+		errs = append(errs, verr)
+	}
+	return cfg, warnings, errors.Join(errs...)
 }
 
-// Parse decodes YAML on top of Default. Unknown keys are errors that name the
-// key and its line.
+// Parse decodes YAML on top of Default. Unknown keys and values of the wrong
+// type are returned as a *yaml.TypeError naming each key and its line, together
+// with the config decoded from the rest of the document.
 func Parse(data []byte) (Config, error) {
 	cfg := Default()
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		var typeErr *yaml.TypeError
+		if errors.As(err, &typeErr) {
+			// The rest of the document was decoded; the caller decides.
+			return cfg, err
+		}
 		return Config{}, fmt.Errorf("parse config: %w", err)
 	}
 	// A second document would be silently ignored; refuse it instead.
