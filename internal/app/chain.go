@@ -113,8 +113,11 @@ func routing(table *route.Table) middleware {
 			if rt.Authenticated() {
 				h.Set("Cache-Control", "no-store")
 			}
-			r.URL.Path, r.URL.RawPath = p, ""
+			// The outer request keeps the path as sent, for the access log.
+			u := *r.URL
+			u.Path, u.RawPath = p, ""
 			r = r.WithContext(context.WithValue(r.Context(), routeKey{}, rt))
+			r.URL = &u
 			if !proxy.LimitBody(w, r, rt.BodyLimit) {
 				return
 			}
