@@ -33,7 +33,7 @@ func TestAlertsCmd(t *testing.T) {
 		{
 			name: "prometheus defaults",
 			args: []string{"alerts"},
-			want: []string{"alert: RampartHigh5xxRate", "sum(rate(rampart_auth_failures_total[2m])) * 60 > 50", "for: 5m"},
+			want: []string{"alert: RampartHigh5xxRate", "sum by (job) (rate(rampart_auth_failures_total[2m])) * 60 > 50", "for: 5m"},
 		},
 		{
 			name: "threshold flags",

@@ -203,7 +203,7 @@ func alarms(t Thresholds) []alarm {
 		action:   "page the on-call engineer (PagerDuty)",
 		summary:  "More than " + pct(t.ErrorRate) + " of requests answered 5xx",
 		runbook:  "Check rampart_upstream_errors_total by kind and the upstream's health; a 503 wave with rampart_audit_rejections_total rising means the audit sink is stuck.",
-		promExpr: fmt.Sprintf(`sum(rate(%s{status_class="5xx"}[%s])) / sum(rate(%s[%s])) > %s`,
+		promExpr: fmt.Sprintf(`sum by (job) (rate(%s{status_class="5xx"}[%s])) / sum by (job) (rate(%s[%s])) > %s`,
 			NameRequests, w, NameRequests, w, num(t.ErrorRate)),
 		promFor: t.ErrorRateFor,
 		cw: cwAlarm{
@@ -220,7 +220,7 @@ func alarms(t Thresholds) []alarm {
 		action:   "notify the team channel (Slack)",
 		summary:  "p99 request latency above " + t.LatencyP99.String(),
 		runbook:  "Find the slow route in the latency-by-route panel, then check the upstream; if every route is slow, check the gateway's CPU and the shared stores (Redis, PostgreSQL).",
-		promExpr: fmt.Sprintf(`histogram_quantile(0.99, sum by (le) (rate(%s_bucket[%s]))) > %s`,
+		promExpr: fmt.Sprintf(`histogram_quantile(0.99, sum by (job, le) (rate(%s_bucket[%s]))) > %s`,
 			NameRequestDuration, w, num(t.LatencyP99.Seconds())),
 		promFor: t.LatencyFor,
 		cw: cwAlarm{
@@ -238,7 +238,7 @@ func alarms(t Thresholds) []alarm {
 		action:   "raise a security alert",
 		summary:  "More than " + num(t.AuthFailuresPerMinute) + " authentication failures a minute",
 		runbook:  "Look up the failing sources in the audit log (rampart audit tail, event_type auth_failure) and block or rate-limit them; a spike of one reason after a deploy is usually a rotated or expired key.",
-		promExpr: fmt.Sprintf(`sum(rate(%s[%s])) * 60 > %s`, NameAuthFailures, w, num(t.AuthFailuresPerMinute)),
+		promExpr: fmt.Sprintf(`sum by (job) (rate(%s[%s])) * 60 > %s`, NameAuthFailures, w, num(t.AuthFailuresPerMinute)),
 		cw: cwAlarm{
 			metric: NameAuthFailures, stat: "Sum",
 			threshold: t.AuthFailuresPerMinute, op: "GreaterThanThreshold", periods: 1, period: 60,
@@ -249,7 +249,7 @@ func alarms(t Thresholds) []alarm {
 		action:   "investigate",
 		summary:  "More than " + num(t.WSDisconnectsPerMinute) + " WebSocket disconnects a minute",
 		runbook:  "Read the disconnect reasons panel: idle or upstream_closed points at the upstream, revoked at key revocation, shutdown at a deploy, message_too_big at a client.",
-		promExpr: fmt.Sprintf(`sum(rate(%s[%s])) * 60 > %s`, NameWSDisconnects, w, num(t.WSDisconnectsPerMinute)),
+		promExpr: fmt.Sprintf(`sum by (job) (rate(%s[%s])) * 60 > %s`, NameWSDisconnects, w, num(t.WSDisconnectsPerMinute)),
 		cw: cwAlarm{
 			metric: NameWSDisconnects, stat: "Sum",
 			threshold: t.WSDisconnectsPerMinute, op: "GreaterThanThreshold", periods: 1, period: 60,
@@ -261,7 +261,7 @@ func alarms(t Thresholds) []alarm {
 		action:   "investigate",
 		summary:  "More than " + pct(t.RateLimitRejectRatio) + " of requests refused by rate limits",
 		runbook:  "Check rampart_ratelimit_rejections_total by rule and the audit log's rate_limited events by subject: one subject is abuse (revoke or block it), many subjects mean the limit is too low for real traffic.",
-		promExpr: fmt.Sprintf(`sum(rate(%s[%s])) / sum(rate(%s[%s])) > %s`,
+		promExpr: fmt.Sprintf(`sum by (job) (rate(%s[%s])) / sum by (job) (rate(%s[%s])) > %s`,
 			NameRateLimited, w, NameRequests, w, num(t.RateLimitRejectRatio)),
 		promFor: t.RateLimitFor,
 		cw: cwAlarm{
@@ -278,7 +278,7 @@ func alarms(t Thresholds) []alarm {
 		action:   "renew the certificate",
 		summary:  "A TLS certificate expires in less than " + num(t.CertExpiryDays) + " days",
 		runbook:  "Renew the certificate named in the alert (ACME renewal or a new file) and reload; check that automatic renewal is running.",
-		promExpr: fmt.Sprintf(`min by (name) (%s) < %s`, NameCertExpiryDays, num(t.CertExpiryDays)),
+		promExpr: fmt.Sprintf(`min by (job, name) (%s) < %s`, NameCertExpiryDays, num(t.CertExpiryDays)),
 		promFor:  10 * time.Minute,
 		cw: cwAlarm{
 			metric: NameCertExpiryDays, stat: "Minimum",
@@ -291,7 +291,7 @@ func alarms(t Thresholds) []alarm {
 		action:   "page the on-call engineer: audited requests start failing with 503",
 		summary:  "The audit queue is more than " + pct(t.AuditQueueSaturation) + " full",
 		runbook:  "The audit sink cannot keep up: check disk space and fsync latency of the audit directory, or PostgreSQL when the sink is a table; rampart_audit_rejections_total counts requests already refused.",
-		promExpr: fmt.Sprintf(`max(%s / %s) > %s`, NameAuditQueueDepth, NameAuditQueueCap, num(t.AuditQueueSaturation)),
+		promExpr: fmt.Sprintf(`max by (job, instance) (%s / %s) > %s`, NameAuditQueueDepth, NameAuditQueueCap, num(t.AuditQueueSaturation)),
 		promFor:  t.AuditQueueFor,
 		cw: cwAlarm{
 			math: []cwQuery{
@@ -307,7 +307,7 @@ func alarms(t Thresholds) []alarm {
 		action:   "page the on-call engineer: limits are per instance (fail open) or refusing traffic (fail closed)",
 		summary:  "Rate limiting is running on its fallback: the shared store is unreachable",
 		runbook:  "Restore Redis (connectivity, memory, failover); until then limits are not global across instances, or requests are refused if the policy fails closed.",
-		promExpr: fmt.Sprintf(`max(%s) > 0`, NameRateLimitDegraded),
+		promExpr: fmt.Sprintf(`max by (job, instance) (%s) > 0`, NameRateLimitDegraded),
 		promFor:  t.RateLimitDegradedFor,
 		cw: cwAlarm{
 			metric: NameRateLimitDegraded, stat: "Maximum",

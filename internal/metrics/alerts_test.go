@@ -180,8 +180,8 @@ func TestPrometheusRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"sum(rate(rampart_auth_failures_total[5m])) * 60 > 7",
-		`status_class="5xx"}[5m])) / sum(rate(rampart_http_requests_total[5m])) > 0.05`,
+		"sum by (job) (rate(rampart_auth_failures_total[5m])) * 60 > 7",
+		`status_class="5xx"}[5m])) / sum by (job) (rate(rampart_http_requests_total[5m])) > 0.05`,
 		"> 1.5\n", "for: 10m",
 	} {
 		if !strings.Contains(string(b), want) {
