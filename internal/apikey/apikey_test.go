@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rampart-security/rampart/internal/reqinfo"
 )
 
 func testPepper(v int) Pepper {
@@ -305,6 +307,27 @@ func BenchmarkParseVerify(b *testing.B) {
 		p, err := Parse(s)
 		if err != nil || ring.Verify(p, h, v) != nil {
 			b.Fatal("verify failed")
+		}
+	}
+}
+
+func TestParsePermissions(t *testing.T) {
+	tests := []struct {
+		in   string
+		want reqinfo.Permission
+		ok   bool
+	}{
+		{"read", reqinfo.PermRead, true},
+		{"read,write", reqinfo.PermRead | reqinfo.PermWrite, true},
+		{" admin , read ", reqinfo.PermAdmin | reqinfo.PermRead, true},
+		{"", 0, false},
+		{"read,", 0, false},
+		{"root", 0, false},
+	}
+	for _, tt := range tests {
+		got, err := ParsePermissions(tt.in)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("ParsePermissions(%q) = %v, %v", tt.in, got, err)
 		}
 	}
 }

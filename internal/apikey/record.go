@@ -2,7 +2,9 @@ package apikey
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/rampart-security/rampart/internal/reqinfo"
@@ -87,4 +89,24 @@ func (r *Record) Status(now time.Time) Status {
 		return StatusGrace
 	}
 	return StatusActive
+}
+
+// ParsePermissions parses a comma-separated list of "read", "write" and
+// "admin" (e.g. "read,write"). Spaces around names are ignored; an empty
+// list or an unknown name is an error.
+func ParsePermissions(s string) (reqinfo.Permission, error) {
+	var p reqinfo.Permission
+	for name := range strings.SplitSeq(s, ",") {
+		switch strings.TrimSpace(name) {
+		case "read":
+			p |= reqinfo.PermRead
+		case "write":
+			p |= reqinfo.PermWrite
+		case "admin":
+			p |= reqinfo.PermAdmin
+		default:
+			return 0, fmt.Errorf("apikey: unknown permission %q (want read, write or admin)", strings.TrimSpace(name))
+		}
+	}
+	return p, nil
 }
