@@ -134,3 +134,5 @@ func writeLines(t testing.TB, path string, lines [][]byte) {
 		t.Fatal(err)
 	}
 }
+
+func readFileBytes(path string) ([]byte, error) { return os.ReadFile(path) }
