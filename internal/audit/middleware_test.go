@@ -84,7 +84,6 @@ func TestMiddlewareRecordsStateChangingRequests(t *testing.T) {
 	}
 }
 
-
 // headerSpy checks, when the status goes out, that the event is already durable.
 type headerSpy struct {
 	http.ResponseWriter
