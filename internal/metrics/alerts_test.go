@@ -434,3 +434,26 @@ func TestCloudWatchAgentConfigRejects(t *testing.T) {
 		t.Error("empty prometheus config path accepted")
 	}
 }
+
+// TestDocsCoverAlarms keeps docs/alerts.md in step with the generator: a
+// section per alarm carrying its runbook line, and every metric described.
+func TestDocsCoverAlarms(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "alerts.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := strings.Join(strings.Fields(string(b)), " ")
+	for _, a := range alarms(DefaultThresholds()) {
+		if !strings.Contains(doc, "### "+a.name+" ") {
+			t.Errorf("docs/alerts.md has no section for %s", a.name)
+		}
+		if !strings.Contains(doc, "**Runbook:** "+strings.Join(strings.Fields(a.runbook), " ")) {
+			t.Errorf("docs/alerts.md lacks the runbook line of %s: %q", a.name, a.runbook)
+		}
+	}
+	for n := range registeredNames(t) {
+		if !strings.Contains(doc, "| `"+n+"` |") {
+			t.Errorf("docs/alerts.md does not describe %s", n)
+		}
+	}
+}
