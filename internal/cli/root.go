@@ -62,6 +62,7 @@ func newRootCmd() *cobra.Command {
 		newDemoCmd(),
 		newConfigCmd(),
 		newAlertsCmd(),
+		newAuditCmd(),
 		// commands: one constructor per line, each in its own file.
 	)
 	return root
