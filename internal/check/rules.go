@@ -137,7 +137,7 @@ func (f *findings) secretValue(name, value string, line int) {
 		return
 	}
 	for _, p := range secrets.CheckMin(name, []byte(value), minBytesFor(name)) {
-		f.add(IDWeakSecret, line, "%s", p.Message)
+		f.add(IDWeakSecret, line, "%s %s", name, strings.TrimPrefix(p.Message, fmt.Sprintf("secret %q ", name)))
 	}
 }
 

@@ -63,6 +63,8 @@ func newRootCmd() *cobra.Command {
 		newConfigCmd(),
 		newAlertsCmd(),
 		newAuditCmd(),
+		newSecretsCmd(),
+		newCheckCmd(),
 		// commands: one constructor per line, each in its own file.
 	)
 	return root
