@@ -252,6 +252,7 @@ func CloudWatchAgentConfig(t Thresholds, promConfigPath string) ([]byte, error) 
 		"logs": map[string]any{
 			"metrics_collected": map[string]any{
 				"prometheus": map[string]any{
+					"log_group_name":         "/rampart/prometheus",
 					"prometheus_config_path": promConfigPath,
 					"emf_processor": map[string]any{
 						"metric_namespace":   t.CloudWatchNamespace,

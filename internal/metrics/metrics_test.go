@@ -607,3 +607,30 @@ func golden(t *testing.T, path string, got []byte) {
 		t.Errorf("%s differs (-want +got), rerun with -update if intended:\n%s", path, cmp.Diff(string(want), string(got)))
 	}
 }
+
+func TestStatusClass(t *testing.T) {
+	for code, want := range map[int]string{0: "other", 99: "other", 100: "1xx", 101: "1xx", 200: "2xx", 304: "3xx",
+		404: "4xx", 499: "4xx", 503: "5xx", 599: "5xx", 600: "other", -200: "other"} {
+		if got := statusClass(code); got != want {
+			t.Errorf("statusClass(%d) = %q, want %q", code, got, want)
+		}
+	}
+}
+
+func BenchmarkMiddleware(b *testing.B) {
+	m, err := New(prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := withRoute("orders", m.Middleware, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+	}))
+	req := httptest.NewRequest(http.MethodGet, "/orders/1", nil)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		w := httptest.NewRecorder()
+		for pb.Next() {
+			h.ServeHTTP(w, req)
+		}
+	})
+}

@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"bufio"
-	"fmt"
 	"net"
 	"net/http"
 	"time"
@@ -75,10 +74,19 @@ func methodLabel(method string) string {
 
 // statusClass maps 404 to "4xx"; codes outside 100-599 become "other".
 func statusClass(code int) string {
-	if code < 100 || code > 599 {
-		return "other"
+	switch code / 100 {
+	case 1:
+		return "1xx"
+	case 2:
+		return "2xx"
+	case 3:
+		return "3xx"
+	case 4:
+		return "4xx"
+	case 5:
+		return "5xx"
 	}
-	return fmt.Sprintf("%dxx", code/100)
+	return "other"
 }
 
 // responseWriter records the final status and the hijack time. Flush and
