@@ -65,6 +65,7 @@ func newRootCmd() *cobra.Command {
 		newAuditCmd(),
 		newSecretsCmd(),
 		newCheckCmd(),
+		newVerifyCmd(),
 		// commands: one constructor per line, each in its own file.
 	)
 	return root
