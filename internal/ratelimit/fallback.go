@@ -203,8 +203,8 @@ func (f *Fallback) fallback(ctx context.Context, checks []Check, results []Resul
 	local := make([]Check, len(checks))
 	for i, c := range checks {
 		l := c.Limit
-		l.Count = max(1, l.Count/f.instances)
 		l.Burst = max(1, l.Capacity()/f.instances)
+		l.Count = max(1, l.Count/f.instances)
 		local[i] = Check{Rule: c.Rule, Subject: c.Subject, Limit: l, Cost: min(c.cost(), l.Burst)}
 	}
 	ok, err := f.local.Allow(ctx, local, results)

@@ -90,3 +90,22 @@ func gcra(now, tat, interval, burst, n int64) (allowed bool, newTAT, remaining, 
 	}
 	return true, newTAT, (now + burst*interval - newTAT) / interval, newTAT - now, 0
 }
+
+// ResultAt is the result of a decision made by a store that runs this
+// package's algorithm on integer ticks of length unit (the Redis limiter uses
+// microseconds): now and tat are the store's clock and the stored TAT it
+// decided against, interval the emission interval, all in ticks.
+func ResultAt(now, tat, interval int64, l Limit, n int, unit time.Duration) Result {
+	ok, _, rem, reset, retry := gcra(now, tat, interval, int64(l.Capacity()), int64(n))
+	return Result{Allowed: ok, Limit: l, Remaining: int(rem),
+		ResetAfter: time.Duration(reset) * unit, RetryAfter: time.Duration(retry) * unit}
+}
+
+// PeekAt is the state of a check that was not charged (its decision was
+// rejected by another check), in the units of [ResultAt]. Allowed is false;
+// the caller sets it.
+func PeekAt(now, tat, interval int64, l Limit, unit time.Duration) Result {
+	tat = max(tat, now)
+	rem := max(0, (now+int64(l.Capacity())*interval-tat)/interval)
+	return Result{Limit: l, Remaining: int(rem), ResetAfter: time.Duration(tat-now) * unit}
+}
