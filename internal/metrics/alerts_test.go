@@ -1,7 +1,9 @@
 package metrics
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,14 +14,31 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 	"gopkg.in/yaml.v3"
+
+	"github.com/rampart-security/rampart/internal/ratelimit"
+	"github.com/rampart-security/rampart/internal/secrets"
 )
 
-// registeredNames returns every metric family name a fresh Metrics exposes
-// once each collector has a series, plus the externally owned names.
+// registeredNames returns every metric family name on a registry shared by
+// a fresh Metrics and the packages that own the external names (ratelimit's
+// fallback, the secrets manager), as the server wires them; it fails the
+// test if an external name is not actually registered by its owner.
 func registeredNames(t *testing.T) map[string]string {
 	t.Helper()
-	m, reg, clock := newTestMetrics(t)
+	reg := prometheus.NewRegistry()
+	clock := newFakeClock()
+	m, err := New(reg, WithClock(clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ratelimit.NewFallback(ratelimit.NewMemory(ratelimit.MemoryOptions{}), ratelimit.FallbackOptions{Registerer: reg}); err != nil {
+		t.Fatalf("ratelimit fallback on the shared registry: %v", err)
+	}
+	if _, err := secrets.Open(context.Background(), nil, secrets.Options{Registerer: reg, Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		t.Fatalf("secrets manager on the shared registry: %v", err)
+	}
 	observeAll(t, m, clock)
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -30,9 +49,35 @@ func registeredNames(t *testing.T) map[string]string {
 		names[mf.GetName()] = strings.ToLower(mf.GetType().String())
 	}
 	for _, n := range ExternalNames() {
-		names[n] = "gauge"
+		if !nameRegistered(reg, n) {
+			t.Errorf("%s: no package registers it", n)
+		}
+		if _, ok := names[n]; !ok {
+			names[n] = "external" // a vector without series yet
+		}
 	}
 	return names
+}
+
+// nameRegistered reports whether a collector on reg already describes name:
+// registering a different metric under the same name then fails.
+func nameRegistered(reg *prometheus.Registry, name string) bool {
+	probe := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: "probe"})
+	if err := reg.Register(probe); err != nil {
+		return true
+	}
+	reg.Unregister(probe)
+	return false
+}
+
+func TestNameRegistered(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	if _, err := New(reg); err != nil {
+		t.Fatal(err)
+	}
+	if !nameRegistered(reg, NameAuthFailures) || nameRegistered(reg, "rampart_no_such_metric") {
+		t.Error("nameRegistered does not tell registered names apart")
+	}
 }
 
 var metricNameRE = regexp.MustCompile(`\brampart_[a-z0-9_]+`)
@@ -60,7 +105,8 @@ func TestRegisteredNamesMatchConstants(t *testing.T) {
 	names := registeredNames(t)
 	consts := []string{NameRequests, NameRequestDuration, NameSlowRequests, NameUpstreamErrors, NameAuthFailures,
 		NameRateLimited, NameWSConnections, NameWSDisconnects, NameAuditQueueDepth, NameAuditQueueCap,
-		NameAuditEvents, NameAuditRejections, NameCertExpiryDays, NameSecretRotations, NameRateLimitDegraded}
+		NameAuditEvents, NameAuditRejections, NameCertExpiryDays, NameSecretRotations, NameRateLimitDegraded,
+		NameSecretRefreshFailures}
 	got := slices.Sorted(func(yield func(string) bool) {
 		for n := range names {
 			if !yield(n) {

@@ -109,8 +109,11 @@ func dashboardSpec() []rowSpec {
 			{title: "Certificate days left", kind: "stat", unit: "d", threshold: ptr(d.CertExpiryDays), thresholdBelow: true,
 				desc:    "Alarm " + AlarmCertExpiring + ".",
 				targets: [][2]string{{"min by (name) (" + NameCertExpiryDays + "{" + sel + "})", "{{name}}"}}},
-			{title: "Secret rotations in range", kind: "stat", unit: "short", width: 24,
+			{title: "Secret rotations in range", kind: "stat", unit: "short", width: 12,
 				targets: [][2]string{{"sum by (secret) (increase(" + NameSecretRotations + "{" + sel + "}[$__range]))", "{{secret}}"}}},
+			{title: "Secret refresh failures in range", kind: "stat", unit: "short", width: 12, threshold: ptr(1),
+				desc:    "Refreshes from the secret store that failed; the last good value stays in use.",
+				targets: [][2]string{{"sum by (secret) (increase(" + NameSecretRefreshFailures + "{" + sel + "}[$__range]))", "{{secret}}"}}},
 		},
 	}}
 }

@@ -14,28 +14,40 @@ import (
 // Metric names. Alert rules, CloudWatch alarms and the Grafana dashboard use
 // exactly these.
 const (
-	NameRequests          = "rampart_http_requests_total"
-	NameRequestDuration   = "rampart_http_request_duration_seconds"
-	NameSlowRequests      = "rampart_http_slow_requests_total"
-	NameUpstreamErrors    = "rampart_upstream_errors_total"
-	NameAuthFailures      = "rampart_auth_failures_total"
-	NameRateLimited       = "rampart_ratelimit_rejections_total"
-	NameWSConnections     = "rampart_websocket_connections"
-	NameWSDisconnects     = "rampart_websocket_disconnects_total"
-	NameAuditQueueDepth   = "rampart_audit_queue_depth"
-	NameAuditQueueCap     = "rampart_audit_queue_capacity"
-	NameAuditEvents       = "rampart_audit_events_total"
-	NameAuditRejections   = "rampart_audit_rejections_total"
-	NameCertExpiryDays    = "rampart_tls_certificate_expiry_days"
-	NameSecretRotations   = "rampart_secret_rotations_total"
-	NameRateLimitDegraded = "rampart_ratelimit_degraded"
+	NameRequests        = "rampart_http_requests_total"
+	NameRequestDuration = "rampart_http_request_duration_seconds"
+	NameSlowRequests    = "rampart_http_slow_requests_total"
+	NameUpstreamErrors  = "rampart_upstream_errors_total"
+	NameAuthFailures    = "rampart_auth_failures_total"
+	NameRateLimited     = "rampart_ratelimit_rejections_total"
+	NameWSConnections   = "rampart_websocket_connections"
+	NameWSDisconnects   = "rampart_websocket_disconnects_total"
+	NameAuditQueueDepth = "rampart_audit_queue_depth"
+	NameAuditQueueCap   = "rampart_audit_queue_capacity"
+	NameAuditEvents     = "rampart_audit_events_total"
+	NameAuditRejections = "rampart_audit_rejections_total"
+	NameCertExpiryDays  = "rampart_tls_certificate_expiry_days"
 )
 
-// ExternalNames lists metric names the alarms and dashboard use that other
-// packages register: rampart_ratelimit_degraded belongs to package
-// ratelimit (a gauge, 1 while the shared limiter store is unreachable and
-// the fallback decides).
-func ExternalNames() []string { return []string{NameRateLimitDegraded} }
+// Metrics other packages register on the same registry; the alarms and the
+// dashboard use them, [New] does not register them.
+const (
+	// NameRateLimitDegraded is package ratelimit's gauge: 1 while the shared
+	// limiter store is unreachable and the fallback decides.
+	NameRateLimitDegraded = "rampart_ratelimit_degraded"
+	// NameSecretRotations is package secrets' counter of secrets whose
+	// current version changed, by secret.
+	NameSecretRotations = "rampart_secret_rotations_total"
+	// NameSecretRefreshFailures is package secrets' counter of failed
+	// refreshes (the last good value was kept), by secret.
+	NameSecretRefreshFailures = "rampart_secret_refresh_failures_total"
+)
+
+// ExternalNames lists the metric names other packages register (see
+// NameRateLimitDegraded and the secrets names).
+func ExternalNames() []string {
+	return []string{NameRateLimitDegraded, NameSecretRotations, NameSecretRefreshFailures}
+}
 
 // Label values used when the caller has nothing better.
 const (
@@ -89,7 +101,6 @@ type Metrics struct {
 	auditEvents     *prometheus.CounterVec
 	auditRejections prometheus.Counter
 	auditCapacity   prometheus.Gauge
-	secretRotations *prometheus.CounterVec
 
 	auditDepth   atomic.Int64
 	auditDepthFn atomic.Pointer[func() int]
@@ -165,16 +176,12 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 		Name: NameAuditRejections,
 		Help: "Requests refused with 503 because the audit queue stayed full.",
 	})
-	m.secretRotations = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: NameSecretRotations,
-		Help: "Secrets reloaded with a new value, by secret name.",
-	}, []string{"secret"})
 	m.certs = newCertCollector(o.now)
 
 	cs := []prometheus.Collector{
 		m.requests, m.duration, m.slowRequests, m.upstreamErrors, m.authFailures,
 		m.rateLimited, m.wsConnections, m.wsDisconnects, auditDepth, m.auditCapacity,
-		m.auditEvents, m.auditRejections, m.secretRotations, m.certs,
+		m.auditEvents, m.auditRejections, m.certs,
 	}
 	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
@@ -301,14 +308,6 @@ func (m *Metrics) AuditRejected() {
 		return
 	}
 	m.auditRejections.Inc()
-}
-
-// SecretRotated counts a secret that was reloaded with a new value.
-func (m *Metrics) SecretRotated(name string) {
-	if m == nil {
-		return
-	}
-	m.secretRotations.WithLabelValues(name).Inc()
 }
 
 // SetCertExpiry records that the certificate called name expires at

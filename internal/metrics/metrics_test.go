@@ -480,7 +480,6 @@ func TestNilMetricsIsNoOp(t *testing.T) {
 	m.AuditQueueFunc(func() int { return 1 }, 1)
 	m.SetAuditQueueDepth(1)
 	m.SetAuditQueueCapacity(1)
-	m.SecretRotated("x")
 	m.SetCertExpiry("x", time.Now(), time.Now())
 	m.RemoveCert("x")
 	called := false
@@ -565,7 +564,6 @@ func observeAll(t *testing.T, m *Metrics, clock *fakeClock) {
 	m.AuditQueueFunc(func() int { return 3 }, 1024)
 	m.AuditEvent("auth_failure")
 	m.AuditRejected()
-	m.SecretRotated("api_pepper")
 	m.SetCertExpiry("gateway", clock.Now().Add(30*24*time.Hour), clock.Now())
 }
 
