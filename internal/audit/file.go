@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -420,7 +421,11 @@ func (s *FileSink) Write(_ context.Context, batch []Entry) error {
 		return nil
 	}
 	next, last := s.next, s.last
-	buf := s.buf[:0]
+	need := 0
+	for _, e := range batch {
+		need += len(e.JSON)*4/3 + 256 // base64 of ciphertext + fixed fields
+	}
+	buf := slices.Grow(s.buf[:0], need)
 	for _, e := range batch {
 		var h hash32
 		if s.aead == nil {
@@ -447,8 +452,8 @@ func (s *FileSink) Write(_ context.Context, batch []Entry) error {
 	s.size += int64(len(buf))
 	s.count += uint64(len(batch))
 	s.next, s.last = next, last
-	if len(s.buf) > 1<<20 {
-		s.buf = nil
+	if cap(s.buf) > 16<<20 {
+		s.buf = nil // do not pin an outsized buffer after a burst
 	}
 	if s.size >= s.o.MaxSegmentBytes || s.o.Now().Sub(s.created) >= s.o.MaxSegmentAge {
 		if err := s.rotate(); err != nil {
