@@ -105,7 +105,7 @@ func TestRegisteredNamesMatchConstants(t *testing.T) {
 	names := registeredNames(t)
 	consts := []string{NameRequests, NameRequestDuration, NameSlowRequests, NameUpstreamErrors, NameAuthFailures,
 		NameRateLimited, NameWSConnections, NameWSDisconnects, NameAuditQueueDepth, NameAuditQueueCap,
-		NameAuditEvents, NameAuditRejections, NameCertExpiryDays, NameSecretRotations, NameRateLimitDegraded,
+		NameAuditEvents, NameAuditRejections, NameAuditGroups, NameCertExpiryDays, NameSecretRotations, NameRateLimitDegraded,
 		NameSecretRefreshFailures}
 	got := slices.Sorted(func(yield func(string) bool) {
 		for n := range names {

@@ -103,8 +103,9 @@ func dashboardSpec() []rowSpec {
 				targets: [][2]string{{"max(" + NameAuditQueueDepth + "{" + sel + "} / " + NameAuditQueueCap + "{" + sel + "})", "fill"},
 					{"max(" + NameAuditQueueDepth + "{" + sel + "})", "depth"}}},
 			{title: "Audit events", unit: "ops", targets: [][2]string{
-				{rate(NameAuditEvents, "type", ""), "{{type}}"},
+				{rate(NameAuditEvents, "result", ""), "{{result}}"},
 				{rate(NameAuditRejections, "", ""), "refused (queue full)"},
+				{rate(NameAuditGroups, "", ""), "group commits"},
 			}},
 			{title: "Certificate days left", kind: "stat", unit: "d", threshold: ptr(d.CertExpiryDays), thresholdBelow: true,
 				desc:    "Alarm " + AlarmCertExpiring + ".",

@@ -26,6 +26,7 @@ const (
 	NameAuditQueueCap   = "rampart_audit_queue_capacity"
 	NameAuditEvents     = "rampart_audit_events_total"
 	NameAuditRejections = "rampart_audit_rejections_total"
+	NameAuditGroups     = "rampart_audit_group_commits_total"
 	NameCertExpiryDays  = "rampart_tls_certificate_expiry_days"
 )
 
@@ -90,20 +91,16 @@ type Metrics struct {
 	now  func() time.Time
 	slow time.Duration
 
-	requests        *prometheus.CounterVec
-	duration        *prometheus.HistogramVec
-	slowRequests    *prometheus.CounterVec
-	upstreamErrors  *prometheus.CounterVec
-	authFailures    *prometheus.CounterVec
-	rateLimited     *prometheus.CounterVec
-	wsConnections   prometheus.Gauge
-	wsDisconnects   *prometheus.CounterVec
-	auditEvents     *prometheus.CounterVec
-	auditRejections prometheus.Counter
-	auditCapacity   prometheus.Gauge
+	requests       *prometheus.CounterVec
+	duration       *prometheus.HistogramVec
+	slowRequests   *prometheus.CounterVec
+	upstreamErrors *prometheus.CounterVec
+	authFailures   *prometheus.CounterVec
+	rateLimited    *prometheus.CounterVec
+	wsConnections  prometheus.Gauge
+	wsDisconnects  *prometheus.CounterVec
 
-	auditDepth   atomic.Int64
-	auditDepthFn atomic.Pointer[func() int]
+	audit *auditCollector
 
 	certs *certCollector
 }
@@ -160,28 +157,12 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 		Name: NameWSDisconnects,
 		Help: "Closed WebSocket connections by reason.",
 	}, []string{"reason"})
-	auditDepth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: NameAuditQueueDepth,
-		Help: "Audit events waiting to be written.",
-	}, m.auditQueueDepth)
-	m.auditCapacity = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: NameAuditQueueCap,
-		Help: "Capacity of the audit queue.",
-	})
-	m.auditEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: NameAuditEvents,
-		Help: "Audit events accepted into the queue, by event type.",
-	}, []string{"type"})
-	m.auditRejections = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: NameAuditRejections,
-		Help: "Requests refused with 503 because the audit queue stayed full.",
-	})
+	m.audit = newAuditCollector()
 	m.certs = newCertCollector(o.now)
 
 	cs := []prometheus.Collector{
 		m.requests, m.duration, m.slowRequests, m.upstreamErrors, m.authFailures,
-		m.rateLimited, m.wsConnections, m.wsDisconnects, auditDepth, m.auditCapacity,
-		m.auditEvents, m.auditRejections, m.certs,
+		m.rateLimited, m.wsConnections, m.wsDisconnects, m.audit, m.certs,
 	}
 	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
@@ -256,58 +237,80 @@ func (m *Metrics) WSDisconnect(reason string) {
 	m.wsDisconnects.WithLabelValues(reason).Inc()
 }
 
-// AuditQueueFunc makes the queue depth gauge call depth at every scrape (for
-// example func() int { return len(queue) }) and records the capacity.
-func (m *Metrics) AuditQueueFunc(depth func() int, capacity int) {
+// AuditStats is what the audit logger reports at each scrape.
+type AuditStats struct {
+	Queued   int    // events accepted and not yet durable (queue depth)
+	Capacity int    // queue size
+	Written  uint64 // events durably written, since start
+	Failed   uint64 // events whose group commit the sink refused, since start
+	Rejected uint64 // requests refused because the queue stayed full, since start
+	Groups   uint64 // group commits, since start
+}
+
+// AuditStatsFunc makes the audit metrics read stats at every scrape, for
+// example an adapter around the audit logger's Stats method. Until it is
+// called (audit off) no audit series are exported; nil switches them off.
+func (m *Metrics) AuditStatsFunc(stats func() AuditStats) {
 	if m == nil {
 		return
 	}
-	if depth == nil {
-		m.auditDepthFn.Store(nil)
-	} else {
-		m.auditDepthFn.Store(&depth)
-	}
-	m.auditCapacity.Set(float64(capacity))
-}
-
-// SetAuditQueueDepth sets the queue depth gauge directly; it is ignored
-// while a function set by [Metrics.AuditQueueFunc] is in place.
-func (m *Metrics) SetAuditQueueDepth(n int) {
-	if m == nil {
+	if stats == nil {
+		m.audit.stats.Store(nil)
 		return
 	}
-	m.auditDepth.Store(int64(n))
+	m.audit.stats.Store(&stats)
 }
 
-// SetAuditQueueCapacity sets the audit queue capacity gauge.
-func (m *Metrics) SetAuditQueueCapacity(n int) {
-	if m == nil {
+// auditCollector exports the audit logger's own counters at scrape time.
+type auditCollector struct {
+	stats                              atomic.Pointer[func() AuditStats]
+	depth, capacity, events, rej, grps *prometheus.Desc
+}
+
+func newAuditCollector() *auditCollector {
+	return &auditCollector{
+		depth:    prometheus.NewDesc(NameAuditQueueDepth, "Audit events accepted and not yet durable.", nil, nil),
+		capacity: prometheus.NewDesc(NameAuditQueueCap, "Capacity of the audit queue.", nil, nil),
+		events: prometheus.NewDesc(NameAuditEvents,
+			"Audit events by result: written (durable) or failed (the sink refused the group commit).", []string{"result"}, nil),
+		rej:  prometheus.NewDesc(NameAuditRejections, "Requests refused with 503 because the audit queue stayed full.", nil, nil),
+		grps: prometheus.NewDesc(NameAuditGroups, "Audit group commits (one fsync each for the file sink).", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *auditCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.depth, c.capacity, c.events, c.rej, c.grps} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *auditCollector) Collect(ch chan<- prometheus.Metric) {
+	f := c.stats.Load()
+	if f == nil {
 		return
 	}
-	m.auditCapacity.Set(float64(n))
-}
-
-func (m *Metrics) auditQueueDepth() float64 {
-	if fn := m.auditDepthFn.Load(); fn != nil {
-		return float64((*fn)())
+	s := (*f)()
+	for _, mt := range []struct {
+		desc  *prometheus.Desc
+		typ   prometheus.ValueType
+		v     float64
+		label []string
+	}{
+		{c.depth, prometheus.GaugeValue, float64(s.Queued), nil},
+		{c.capacity, prometheus.GaugeValue, float64(s.Capacity), nil},
+		{c.events, prometheus.CounterValue, float64(s.Written), []string{"written"}},
+		{c.events, prometheus.CounterValue, float64(s.Failed), []string{"failed"}},
+		{c.rej, prometheus.CounterValue, float64(s.Rejected), nil},
+		{c.grps, prometheus.CounterValue, float64(s.Groups), nil},
+	} {
+		m, err := prometheus.NewConstMetric(mt.desc, mt.typ, mt.v, mt.label...)
+		if err != nil {
+			m = prometheus.NewInvalidMetric(mt.desc, err)
+		}
+		ch <- m
 	}
-	return float64(m.auditDepth.Load())
-}
-
-// AuditEvent counts an audit event of type eventType accepted into the queue.
-func (m *Metrics) AuditEvent(eventType string) {
-	if m == nil {
-		return
-	}
-	m.auditEvents.WithLabelValues(eventType).Inc()
-}
-
-// AuditRejected counts a request refused because the audit queue stayed full.
-func (m *Metrics) AuditRejected() {
-	if m == nil {
-		return
-	}
-	m.auditRejections.Inc()
 }
 
 // SetCertExpiry records that the certificate called name expires at

@@ -312,7 +312,11 @@ func TestResponseWriterController(t *testing.T) {
 	}))
 
 	t.Run("http1", func(t *testing.T) {
-		ts := httptest.NewServer(h)
+		done := make(chan struct{})
+		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer close(done)
+			h.ServeHTTP(w, r)
+		}))
 		defer ts.Close()
 		conn, err := net.Dial("tcp", ts.Listener.Addr().String())
 		if err != nil {
@@ -328,6 +332,7 @@ func TestResponseWriterController(t *testing.T) {
 		if !strings.Contains(string(body), "part1") || !strings.Contains(string(body), "part2") {
 			t.Errorf("response %q lacks a part", body)
 		}
+		<-done // the hijacked handler may still be returning
 		if got := testutil.ToFloat64(m.requests.WithLabelValues("stream", "GET", "2xx")); got != 1 {
 			t.Errorf("2xx = %v, want 1", got)
 		}
@@ -438,34 +443,56 @@ rampart_tls_certificate_expiry_days{name="api.example.com"} 13
 	}
 }
 
-func TestAuditQueue(t *testing.T) {
+func TestAuditStats(t *testing.T) {
 	m, reg, _ := newTestMetrics(t)
-	m.SetAuditQueueCapacity(100)
-	m.SetAuditQueueDepth(7)
-	check := func(depth, capacity float64) {
-		t.Helper()
-		want := `
+	names := []string{NameAuditQueueDepth, NameAuditQueueCap, NameAuditEvents, NameAuditRejections, NameAuditGroups}
+	if n, err := testutil.GatherAndCount(reg, names...); err != nil || n != 0 {
+		t.Fatalf("audit off: %d series, %v", n, err)
+	}
+	var mu sync.Mutex
+	stats := AuditStats{Queued: 7, Capacity: 100, Written: 1000, Failed: 2, Rejected: 1, Groups: 40}
+	m.AuditStatsFunc(func() AuditStats {
+		mu.Lock()
+		defer mu.Unlock()
+		return stats
+	})
+	want := `
+# HELP rampart_audit_events_total Audit events by result: written (durable) or failed (the sink refused the group commit).
+# TYPE rampart_audit_events_total counter
+rampart_audit_events_total{result="failed"} 2
+rampart_audit_events_total{result="written"} 1000
+# HELP rampart_audit_group_commits_total Audit group commits (one fsync each for the file sink).
+# TYPE rampart_audit_group_commits_total counter
+rampart_audit_group_commits_total 40
 # HELP rampart_audit_queue_capacity Capacity of the audit queue.
 # TYPE rampart_audit_queue_capacity gauge
-rampart_audit_queue_capacity ` + formatFloat(capacity) + `
-# HELP rampart_audit_queue_depth Audit events waiting to be written.
+rampart_audit_queue_capacity 100
+# HELP rampart_audit_queue_depth Audit events accepted and not yet durable.
 # TYPE rampart_audit_queue_depth gauge
-rampart_audit_queue_depth ` + formatFloat(depth) + `
+rampart_audit_queue_depth 7
+# HELP rampart_audit_rejections_total Requests refused with 503 because the audit queue stayed full.
+# TYPE rampart_audit_rejections_total counter
+rampart_audit_rejections_total 1
 `
-		if err := testutil.GatherAndCompare(reg, strings.NewReader(want), NameAuditQueueDepth, NameAuditQueueCap); err != nil {
-			t.Error(err)
-		}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {
+		t.Error(err)
 	}
-	check(7, 100)
-	q := make(chan int, 64)
-	q <- 1
-	q <- 2
-	m.AuditQueueFunc(func() int { return len(q) }, cap(q))
-	check(2, 64)
-	m.SetAuditQueueDepth(50) // ignored while the func is set
-	check(2, 64)
-	m.AuditQueueFunc(nil, 64)
-	check(50, 64)
+	// Read at scrape time, not at registration.
+	mu.Lock()
+	stats.Queued = 90
+	mu.Unlock()
+	want2 := `
+# HELP rampart_audit_queue_depth Audit events accepted and not yet durable.
+# TYPE rampart_audit_queue_depth gauge
+rampart_audit_queue_depth 90
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want2), NameAuditQueueDepth); err != nil {
+		t.Error(err)
+	}
+	m.AuditStatsFunc(nil)
+	if n, err := testutil.GatherAndCount(reg, names...); err != nil || n != 0 {
+		t.Errorf("after AuditStatsFunc(nil): %d series, %v", n, err)
+	}
 }
 
 func TestNilMetricsIsNoOp(t *testing.T) {
@@ -475,11 +502,7 @@ func TestNilMetricsIsNoOp(t *testing.T) {
 	m.UpstreamError("x")
 	m.WSConnect()
 	m.WSDisconnect("x")
-	m.AuditEvent("x")
-	m.AuditRejected()
-	m.AuditQueueFunc(func() int { return 1 }, 1)
-	m.SetAuditQueueDepth(1)
-	m.SetAuditQueueCapacity(1)
+	m.AuditStatsFunc(func() AuditStats { return AuditStats{} })
 	m.SetCertExpiry("x", time.Now(), time.Now())
 	m.RemoveCert("x")
 	called := false
@@ -561,9 +584,9 @@ func observeAll(t *testing.T, m *Metrics, clock *fakeClock) {
 	m.WSConnect()
 	m.WSConnect()
 	m.WSDisconnect("idle")
-	m.AuditQueueFunc(func() int { return 3 }, 1024)
-	m.AuditEvent("auth_failure")
-	m.AuditRejected()
+	m.AuditStatsFunc(func() AuditStats {
+		return AuditStats{Queued: 3, Capacity: 1024, Written: 500, Failed: 1, Rejected: 1, Groups: 20}
+	})
 	m.SetCertExpiry("gateway", clock.Now().Add(30*24*time.Hour), clock.Now())
 }
 
