@@ -66,6 +66,7 @@ func newRootCmd() *cobra.Command {
 		newSecretsCmd(),
 		newCheckCmd(),
 		newVerifyCmd(),
+		newKeysCmd(), newMigrateCmd(),
 		// commands: one constructor per line, each in its own file.
 	)
 	return root
