@@ -237,7 +237,7 @@ func alarms(t Thresholds) []alarm {
 		severity: "critical",
 		action:   "raise a security alert",
 		summary:  "More than " + num(t.AuthFailuresPerMinute) + " authentication failures a minute",
-		runbook:  "Look up the failing sources in the audit log (rampart audit tail, event_type auth_failure) and block or rate-limit them; a spike of one reason after a deploy is usually a rotated or expired key.",
+		runbook:  "Look up the failing sources in the audit log (rampart audit tail, event_type auth.failure) and block or rate-limit them; a spike of one reason after a deploy is usually a rotated or expired key.",
 		promExpr: fmt.Sprintf(`sum by (job) (rate(%s[%s])) * 60 > %s`, NameAuthFailures, w, num(t.AuthFailuresPerMinute)),
 		cw: cwAlarm{
 			metric: NameAuthFailures, stat: "Sum",
@@ -260,7 +260,7 @@ func alarms(t Thresholds) []alarm {
 		severity: "warning",
 		action:   "investigate",
 		summary:  "More than " + pct(t.RateLimitRejectRatio) + " of requests refused by rate limits",
-		runbook:  "Check rampart_ratelimit_rejections_total by rule and the audit log's rate_limited events by subject: one subject is abuse (revoke or block it), many subjects mean the limit is too low for real traffic.",
+		runbook:  "Check rampart_ratelimit_rejections_total by rule and the audit log's ratelimit.violation events by subject: one subject is abuse (revoke or block it), many subjects mean the limit is too low for real traffic.",
 		promExpr: fmt.Sprintf(`sum by (job) (rate(%s[%s])) / sum by (job) (rate(%s[%s])) > %s`,
 			NameRateLimited, w, NameRequests, w, num(t.RateLimitRejectRatio)),
 		promFor: t.RateLimitFor,
