@@ -66,6 +66,11 @@ type appliedKey struct{}
 // request gets 503 with {"error":"rate_limit_unavailable"}. The subject of
 // each rule comes from reqinfo.From: Principal.ID for api_key and user rules,
 // ClientIP for ip rules; the middleware must run inside reqinfo.Middleware.
+//
+// Within one instance a rejected request charges none of its rules. An
+// instance placed before authentication decides on its own, before the later
+// instance runs, so its rules count every request that reaches it; that is
+// the point of a pre-auth limit.
 func New(opts Options) (func(http.Handler) http.Handler, error) {
 	var errs []error
 	if opts.Limiter == nil {
