@@ -23,8 +23,16 @@ func Config(file string, data []byte) ([]Finding, error) {
 	return f.list, nil
 }
 
+// maxConfigDepth bounds how deep configNode walks: aliases can make a YAML
+// document cyclic or exponentially wide, and a real config is a few levels.
+const maxConfigDepth = 32
+
+// maxConfigNodes bounds how many nodes one document may make configNode visit.
+const maxConfigNodes = 100_000
+
 func (f *findings) configNode(n *yaml.Node, path []string) {
-	if n == nil {
+	f.visited++
+	if n == nil || len(path) > maxConfigDepth || f.visited > maxConfigNodes {
 		return
 	}
 	switch n.Kind {

@@ -161,3 +161,18 @@ func TestExplicitFilesAndSeverity(t *testing.T) {
 		t.Error("a missing file is not an error")
 	}
 }
+
+func TestBrokenYAML(t *testing.T) {
+	dir := t.TempDir()
+	broken := filepath.Join(dir, "deploy.yaml")
+	if err := os.WriteFile(broken, []byte("apiVersion: v1\nkind: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Searched: skipped. Named: a parse error.
+	if got, err := Run(Options{Paths: []string{dir}}); err != nil || len(got) != 0 {
+		t.Errorf("directory: %v %v", got, err)
+	}
+	if _, err := Run(Options{Paths: []string{broken}}); err == nil || !strings.Contains(err.Error(), "yaml") {
+		t.Errorf("explicit: %v", err)
+	}
+}

@@ -26,8 +26,9 @@ const (
 const interpolated = "RAMPARTINTERPOLATED"
 
 type findings struct {
-	file string
-	list []Finding
+	file    string
+	list    []Finding
+	visited int // nodes walked by configNode, bounded against alias bombs
 }
 
 func (f *findings) add(id string, line int, format string, a ...any) *Finding {

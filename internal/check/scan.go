@@ -95,10 +95,14 @@ func scanFile(path string, explicit bool) ([]Finding, error) {
 	}
 	kind, ok := Detect(path, data)
 	if !ok {
-		if explicit {
-			return nil, fmt.Errorf("%s: %w", path, ErrUnknownKind)
+		if !explicit {
+			return nil, nil
 		}
-		return nil, nil
+		var probe yaml.Node
+		if err := yaml.Unmarshal(data, &probe); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return nil, fmt.Errorf("%s: %w", path, ErrUnknownKind)
 	}
 	return Scan(path, kind, data)
 }
@@ -154,12 +158,7 @@ func Detect(path string, data []byte) (Kind, bool) {
 	}
 	var probe yaml.Node
 	if err := yaml.Unmarshal(data, &probe); err != nil {
-		// A multi-document manifest fails a single Unmarshal only when its
-		// first document is broken; let the Kubernetes parser report it.
-		if strings.Contains(string(data), "apiVersion:") {
-			return KindKubernetes, true
-		}
-		return "", false
+		return "", false // templates (Helm) and broken files are not guessed at
 	}
 	root := deref(docRoot(&probe))
 	if s := mapGet(root, "services"); s != nil && deref(s).Kind == yaml.MappingNode {
