@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -28,9 +30,14 @@ func BenchmarkThroughput(b *testing.B) {
 	for _, tc := range []struct {
 		name    string
 		encrypt bool
-	}{{"chain+encrypt+fsync", true}, {"chain+fsync", false}} {
+		window  time.Duration
+	}{
+		{"chain+encrypt+fsync/window=10ms", true, DefaultWindow},
+		{"chain+encrypt+fsync/window=off", true, -1},
+		{"chain+fsync/window=10ms", false, DefaultWindow},
+	} {
 		b.Run(tc.name, func(b *testing.B) {
-			l := benchLogger(b, tc.encrypt, DefaultWindow)
+			l := benchLogger(b, tc.encrypt, tc.window)
 			ev := testEvent(1)
 			ctx := context.Background()
 			b.SetParallelism(16)
@@ -85,14 +92,27 @@ func BenchmarkRecordAck(b *testing.B) {
 				return
 			}
 			b.SetParallelism(32)
+			var mu sync.Mutex
+			var lat []time.Duration
 			b.RunParallel(func(pb *testing.PB) {
+				var mine []time.Duration
 				for pb.Next() {
+					t0 := time.Now()
 					if err := l.Record(ctx, ev); err != nil {
 						b.Error(err)
 						return
 					}
+					mine = append(mine, time.Since(t0))
 				}
+				mu.Lock()
+				lat = append(lat, mine...)
+				mu.Unlock()
 			})
+			slices.Sort(lat)
+			if len(lat) > 0 {
+				b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			}
 		})
 	}
 }

@@ -60,11 +60,13 @@ const (
 // slow; it matches the checklists' p99 alarm (2 s).
 const DefaultSlowRequestThreshold = 2 * time.Second
 
-// DurationBuckets are the request duration histogram's upper bounds in
-// seconds, chosen for a gateway: sub-millisecond overhead up to long
-// upstream calls, with 2 s (the p99 alarm) as an exact bound. [New] adds the
-// slow-request threshold when it is not one of them.
-var DurationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30}
+// DurationBuckets returns the request duration histogram's upper bounds in
+// seconds, chosen for a gateway: from 5 ms (a cached or refused request) to
+// 30 s (a slow upstream), with 2 s (the p99 alarm) as an exact bound. [New]
+// adds the slow-request threshold when it is not one of them.
+func DurationBuckets() []float64 {
+	return []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30}
+}
 
 // Option adjusts [New].
 type Option func(*options)
@@ -176,7 +178,7 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 }
 
 func buckets(slow time.Duration) []float64 {
-	b := slices.Clone(DurationBuckets)
+	b := DurationBuckets()
 	if s := slow.Seconds(); !slices.Contains(b, s) {
 		b = append(b, s)
 		slices.Sort(b)

@@ -115,7 +115,7 @@ func TestNew(t *testing.T) {
 		if !cmp.Equal(got, []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 5, 10, 30}) {
 			t.Errorf("buckets = %v", got)
 		}
-		if got := buckets(2 * time.Second); len(got) != len(DurationBuckets) {
+		if got := buckets(2 * time.Second); len(got) != len(DurationBuckets()) {
 			t.Errorf("2s added twice: %v", got)
 		}
 	})

@@ -381,3 +381,29 @@ func TestStoreDown(t *testing.T) {
 		})
 	}
 }
+
+// TestLimiterRefund: the refund used on a Cluster race gives back exactly
+// what the decision took.
+func TestLimiterRefund(t *testing.T) {
+	c := testClient(t)
+	l := newTestLimiter(t, c, testPrefix(t, c))
+	ctx := context.Background()
+	lim := ratelimit.Limit{Count: 5, Period: 24 * time.Hour}
+	checks := []ratelimit.Check{{Rule: "a", Subject: "s1", Limit: lim, Cost: 2}, {Rule: "b", Subject: "s2", Limit: lim}}
+	res := make([]ratelimit.Result, 2)
+	if _, err := ratelimit.AllowOne(ctx, l, "a", "s1", lim, 1); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := l.Allow(ctx, checks, res); !ok || err != nil || res[0].Remaining != 2 {
+		t.Fatalf("allow: %v %v %+v", ok, err, res)
+	}
+	if err := l.refundGroup(ctx, checks, []int{0, 1}); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := ratelimit.AllowOne(ctx, l, "a", "s1", lim, 1); r.Remaining != 3 {
+		t.Fatalf("a after refund: %+v", r)
+	}
+	if n, _ := c.Exists(ctx, l.Key("b", "s2")).Result(); n != 0 {
+		t.Fatal("fully refunded state not deleted")
+	}
+}
