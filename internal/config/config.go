@@ -26,6 +26,14 @@ type Config struct {
 	CORS     CORS     `yaml:"cors"`
 	Limits   Limits   `yaml:"limits"`
 	Routes   []Route  `yaml:"routes"`
+
+	Store      Store      `yaml:"store"`
+	Redis      Redis      `yaml:"redis"`
+	Secrets    Secrets    `yaml:"secrets"`
+	Auth       Auth       `yaml:"auth"`
+	RateLimits RateLimits `yaml:"rate_limits"`
+	Audit      Audit      `yaml:"audit"`
+	Metrics    Metrics    `yaml:"metrics"`
 }
 
 // Production reports whether the config is in production mode.
@@ -130,6 +138,78 @@ type Route struct {
 	WebSocket  bool     `yaml:"websocket"`
 }
 
+// Store is where API keys (and later users and sessions) live.
+type Store struct {
+	// URL is sqlite:///path/rampart.db, a file path, or postgres://...;
+	// empty means rampart.db in state_dir.
+	URL string `yaml:"url"`
+}
+
+// Redis is the shared state of several instances: rate limits and key
+// revocations. Empty URL keeps that state in memory (one instance).
+type Redis struct {
+	URL string `yaml:"url"` // redis://[user:pass@]host:port/db or rediss://
+}
+
+// Secrets are references to the secrets rampart needs (env:NAME,
+// file:/path, aws-sm:NAME[#field], vault:MOUNT/PATH#field).
+type Secrets struct {
+	RefreshInterval    time.Duration `yaml:"refresh_interval"`
+	APIKeyPepper       string        `yaml:"api_key_pepper"`
+	AuditSealKey       string        `yaml:"audit_seal_key"`
+	AuditEncryptionKey string        `yaml:"audit_encryption_key"`
+}
+
+// Auth tunes API key authentication.
+type Auth struct {
+	// CacheTTL bounds how long a key revoked on another instance can still
+	// be accepted here.
+	CacheTTL time.Duration `yaml:"cache_ttl"`
+	// UsageInterval is how often last_used_at is written per key at most.
+	UsageInterval time.Duration `yaml:"usage_interval"`
+}
+
+// RateLimits are the rate-limit rules and their failure mode.
+type RateLimits struct {
+	// OnStoreError is fail_closed, fail_open or local (per-instance limits,
+	// divided by instances) while Redis is unreachable.
+	OnStoreError string `yaml:"on_store_error"`
+	Instances    int    `yaml:"instances"`
+	// PreAuth limits every request to a route that needs a key, per client
+	// IP, before the key is checked: credential guessing is throttled.
+	PreAuth string          `yaml:"pre_auth"`
+	Rules   []RateLimitRule `yaml:"rules"`
+}
+
+// RateLimitRule limits requests matching a path pattern and methods.
+type RateLimitRule struct {
+	Name    string   `yaml:"name"`
+	Path    string   `yaml:"path"`    // route pattern: "/exact" or "/prefix/*"
+	Methods []string `yaml:"methods"` // empty: every method; "read" and "write" name the method classes
+	Key     string   `yaml:"key"`     // api_key (default), ip or global
+	Limit   string   `yaml:"limit"`   // "60/min", "1000/hour", "100/min burst 20"
+}
+
+// Audit is the tamper-evident audit log.
+type Audit struct {
+	Enabled bool `yaml:"enabled"`
+	// Dir holds the segment files; default state_dir/audit.
+	Dir           string `yaml:"dir"`
+	Encrypt       bool   `yaml:"encrypt"`
+	RetentionDays int    `yaml:"retention_days"`
+	Stdout        bool   `yaml:"stdout"` // also write events to standard output
+	// PostgresURL adds a queryable PostgreSQL table as a second sink.
+	PostgresURL string `yaml:"postgres_url"`
+	// Wait holds each state-changing response until its event is on disk.
+	Wait bool `yaml:"wait"`
+}
+
+// Metrics is the Prometheus endpoint on the admin listener.
+type Metrics struct {
+	Enabled       bool          `yaml:"enabled"`
+	SlowThreshold time.Duration `yaml:"slow_threshold"`
+}
+
 // Default returns the configuration every file is applied on top of.
 func Default() Config {
 	return Config{
@@ -169,6 +249,11 @@ func Default() Config {
 			AllowedHeaders: []string{"Authorization", "Content-Type", "X-API-Key", "X-Request-ID"},
 			MaxAge:         10 * time.Minute,
 		},
-		Limits: Limits{Body: 1 << 20},
+		Limits:     Limits{Body: 1 << 20},
+		Secrets:    Secrets{RefreshInterval: 5 * time.Minute},
+		Auth:       Auth{CacheTTL: time.Second, UsageInterval: time.Minute},
+		RateLimits: RateLimits{OnStoreError: "local", Instances: 1},
+		Audit:      Audit{Enabled: true, Wait: true},
+		Metrics:    Metrics{Enabled: true, SlowThreshold: 2 * time.Second},
 	}
 }

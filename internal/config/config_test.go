@@ -21,6 +21,10 @@ cors:
 routes:
   - name: api
     path: /api/*
+    auth: api_key
+secrets:
+  api_key_pepper: env:RAMPART_PEPPER
+  audit_seal_key: file:/run/secrets/audit-seal
 `
 
 // withSection returns validProduction with its top-level section key replaced
@@ -190,4 +194,80 @@ func FuzzParse(f *testing.F) {
 		// Validation must never panic, whatever was decoded.
 		_, _ = cfg.Validate()
 	})
+}
+
+func TestFeatureValidation(t *testing.T) {
+	tests := []struct {
+		name, section, text string
+		want                []string
+	}{
+		{"inline and unknown secrets", "secrets", "\nsecrets:\n  api_key_pepper: changeme\n  audit_seal_key: evn:KEY\n",
+			[]string{"secrets.api_key_pepper: inline secret refused", "secrets.audit_seal_key:"}},
+		{"missing pepper and seal key", "secrets", "\n",
+			[]string{"secrets.api_key_pepper: routes require API keys", "secrets.audit_seal_key: the audit log is on"}},
+		{"plaintext postgres off loopback", "store", "\nstore:\n  url: postgres://rampart@db.internal/rampart?sslmode=disable\n",
+			[]string{"store.url: postgres: host db.internal is not loopback"}},
+		{"plaintext redis off loopback", "redis", "\nredis:\n  url: redis://cache.internal:6379\n",
+			[]string{"redis.url: cache.internal:6379 is not loopback"}},
+		{"redis password never echoed", "redis", "\nredis:\n  url: \"mysql://u:hunter2@x\"\n",
+			[]string{"redis.url: not a redis://"}},
+		{"bad rate limits", "rate_limits", "\nrate_limits:\n  on_store_error: shrug\n  pre_auth: 5/fortnight\n  rules:\n    - {name: a, path: /x/*, limit: 60/min, key: face}\n    - {name: b, path: nope, limit: 1/s}\n",
+			[]string{"rate_limits.on_store_error", "rate_limits.pre_auth", "rate_limits.rules[0] (a): rate limit rule \"a\": key", "rate_limits.rules[1] (b):"}},
+		{"audit off", "audit", "\naudit:\n  enabled: false\n", []string{"audit.enabled: the audit log must be on"}},
+		{"encrypt without key", "audit", "\naudit:\n  encrypt: true\n", []string{"secrets.audit_encryption_key: audit.encrypt is on"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := load(t, withSection(tt.section, tt.text))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("a password reached the error: %v", err)
+			}
+		})
+	}
+}
+
+func TestLimitRules(t *testing.T) {
+	cfg, _, err := load(t, withSection("rate_limits", `
+rate_limits:
+  pre_auth: 5/min
+  rules:
+    - {name: simulation, path: /simulation/*, limit: 60/min}
+    - {name: writes, methods: [write], key: ip, limit: "50/min burst 10"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, err := cfg.LimitRules()
+	if err != nil || len(rules) != 2 {
+		t.Fatalf("rules %v %v", rules, err)
+	}
+	for _, tc := range []struct {
+		rule         int
+		method, path string
+		want         bool
+	}{
+		{0, "GET", "/simulation/start", true},
+		{0, "GET", "/simulation", true},
+		{0, "GET", "/agents", false},
+		{1, "POST", "/agents", true},
+		{1, "GET", "/agents", false},
+	} {
+		if got := rules[tc.rule].Applies(tc.method, tc.path); got != tc.want {
+			t.Errorf("%s %s %s = %v", rules[tc.rule].Name, tc.method, tc.path, got)
+		}
+	}
+	if rules[0].Key != "api_key" || rules[1].Limit.Burst != 10 {
+		t.Errorf("%+v", rules)
+	}
+	if pre, ok, err := cfg.PreAuthLimit(); !ok || err != nil || pre.Key != "ip" || pre.Limit.Count != 5 {
+		t.Errorf("pre_auth %+v %v %v", pre, ok, err)
+	}
 }

@@ -6,10 +6,15 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/rampart-security/rampart/internal/ratelimit"
 	"github.com/rampart-security/rampart/internal/route"
+	"github.com/rampart-security/rampart/internal/secrets"
+	"github.com/rampart-security/rampart/internal/store"
+	"github.com/rampart-security/rampart/internal/store/postgres"
 )
 
 // MinHSTSMaxAge is the shortest HSTS max-age production mode accepts.
@@ -61,6 +66,16 @@ func (c *Config) Validate() (warnings []string, err error) {
 	}
 	if _, rerr := c.RouteTable(); rerr != nil {
 		errs = append(errs, rerr)
+	}
+	c.validateStore(hard, prod)
+	c.validateSecrets(hard, prod)
+	c.validateRateLimits(hard)
+	c.validateAudit(hard, prod)
+	if c.Auth.CacheTTL <= 0 || c.Auth.UsageInterval <= 0 {
+		hard("auth: cache_ttl and usage_interval must be positive")
+	}
+	if c.Metrics.SlowThreshold <= 0 {
+		hard("metrics.slow_threshold: must be positive")
 	}
 	return warnings, errors.Join(errs...)
 }
@@ -280,4 +295,116 @@ func isLocalHost(host string) bool {
 	}
 	a, err := netip.ParseAddr(h)
 	return err == nil && (a.IsLoopback() || a.IsUnspecified())
+}
+
+// StoreURL is store.url, or rampart.db in state_dir when it is empty.
+func (c *Config) StoreURL() string {
+	if c.Store.URL != "" {
+		return c.Store.URL
+	}
+	return "sqlite://" + filepath.Join(c.StateDir, "rampart.db")
+}
+
+// AuditDir is audit.dir, or state_dir/audit when it is empty.
+func (c *Config) AuditDir() string {
+	if c.Audit.Dir != "" {
+		return c.Audit.Dir
+	}
+	return filepath.Join(c.StateDir, "audit")
+}
+
+// NeedsAPIKeys reports whether some route requires an API key.
+func (c *Config) NeedsAPIKeys() bool {
+	for _, r := range c.Routes {
+		if r.Auth == route.AuthAPIKey {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Config) validateStore(hard, prod reportFunc) {
+	loc, err := store.ParseURL(c.StoreURL())
+	if err != nil {
+		hard("store.url: %v", err)
+	} else if err := loc.CheckTLS(); err != nil {
+		prod("store.url: %v", err)
+	}
+	if c.Audit.PostgresURL != "" {
+		if err := postgres.CheckTLS(c.Audit.PostgresURL); err != nil {
+			prod("audit.postgres_url: %v", err)
+		}
+	}
+	if c.Redis.URL != "" {
+		u, err := url.Parse(c.Redis.URL)
+		switch {
+		case err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "":
+			hard("redis.url: not a redis:// or rediss:// URL (the value is not shown: it may hold a password)")
+		case u.Scheme == "redis" && !isLoopbackHost(u.Hostname()):
+			prod("redis.url: %s is not loopback and the connection is plaintext; use rediss://", u.Host)
+		}
+	}
+}
+
+func (c *Config) validateSecrets(hard, prod reportFunc) {
+	if c.Secrets.RefreshInterval < 0 {
+		hard("secrets.refresh_interval: must not be negative")
+	}
+	for name, ref := range c.SecretRefs() {
+		r, err := secrets.ParseRef(ref)
+		if err != nil {
+			hard("secrets.%s: %v", name, err)
+		} else if r.Scheme == secrets.SchemeInline {
+			prod("secrets.%s: %v", name, secrets.ErrInlineSecret)
+		}
+	}
+	if c.NeedsAPIKeys() && c.Secrets.APIKeyPepper == "" {
+		prod("secrets.api_key_pepper: routes require API keys; set a secret reference (development generates one in state_dir)")
+	}
+	if c.Audit.Enabled && c.Secrets.AuditSealKey == "" {
+		prod("secrets.audit_seal_key: the audit log is on; set a secret reference (development generates one in state_dir)")
+	}
+	if c.Audit.Enabled && c.Audit.Encrypt && c.Secrets.AuditEncryptionKey == "" {
+		prod("secrets.audit_encryption_key: audit.encrypt is on; set a secret reference (development generates one in state_dir)")
+	}
+}
+
+// SecretRefs maps each configured secret's name to its reference.
+func (c *Config) SecretRefs() map[string]string {
+	m := map[string]string{}
+	for name, ref := range map[string]string{
+		"api_key_pepper":       c.Secrets.APIKeyPepper,
+		"audit_seal_key":       c.Secrets.AuditSealKey,
+		"audit_encryption_key": c.Secrets.AuditEncryptionKey,
+	} {
+		if ref != "" {
+			m[name] = ref
+		}
+	}
+	return m
+}
+
+func (c *Config) validateRateLimits(hard reportFunc) {
+	rl := c.RateLimits
+	if _, err := ratelimit.ParseStoreErrorMode(rl.OnStoreError); err != nil {
+		hard("rate_limits.on_store_error: %v", err)
+	}
+	if rl.Instances < 1 {
+		hard("rate_limits.instances: must be at least 1")
+	}
+	if _, _, err := c.PreAuthLimit(); err != nil {
+		hard("%v", err)
+	}
+	if _, err := c.LimitRules(); err != nil {
+		hard("%v", err)
+	}
+}
+
+func (c *Config) validateAudit(hard, prod reportFunc) {
+	if c.Audit.RetentionDays < 0 {
+		hard("audit.retention_days: must not be negative")
+	}
+	if !c.Audit.Enabled {
+		prod("audit.enabled: the audit log must be on in production")
+	}
 }
