@@ -1,0 +1,536 @@
+package identity_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-security/rampart/internal/identity"
+	"github.com/rampart-security/rampart/internal/reqinfo"
+)
+
+func TestLoginAndProtectedRoute(t *testing.T) {
+	e := newEnv(t, nil)
+	e.createUser("alice", "write")
+	tk := e.login("alice", goodPassword)
+	if tk.ExpiresIn != 1800 {
+		t.Fatalf("access expires_in = %d, want 1800", tk.ExpiresIn)
+	}
+	if !strings.HasPrefix(tk.RefreshToken, "rt_") {
+		t.Fatalf("refresh token %q", tk.RefreshToken)
+	}
+	code, body := e.do("GET", "/api/me", nil, tk.AccessToken)
+	if code != http.StatusOK {
+		t.Fatalf("protected route: %d %s", code, body)
+	}
+	p := decode[reqinfo.Principal](t, body)
+	if p.Kind != "user" || p.Name != "alice" || p.SessionID != tk.SessionID || !p.Permissions.Has(reqinfo.PermWrite) || p.Permissions.Has(reqinfo.PermAdmin) {
+		t.Fatalf("principal = %+v", p)
+	}
+	if code := e.me(""); code != http.StatusUnauthorized {
+		t.Fatalf("no token: %d", code)
+	}
+	// The access token expires after 30 minutes.
+	e.clock.Advance(30 * time.Minute)
+	if code := e.me(tk.AccessToken); code != http.StatusUnauthorized {
+		t.Fatalf("expired access token: %d", code)
+	}
+}
+
+func TestUnknownUserAndWrongPasswordLookAlike(t *testing.T) {
+	e := newEnv(t, nil)
+	e.createUser("alice")
+	e.createUser("locked")
+	if err := e.svc.Manager().Lock(context.Background(), "locked"); err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		code int
+		body string
+	}
+	var answers []answer
+	for _, c := range []struct{ user, pass string }{
+		{"alice", "wrong password here"},
+		{"nobody", "wrong password here"},
+		{"not a valid name!", "wrong password here"},
+		{"locked", goodPassword},
+		{"alice", strings.Repeat("x", 100)},
+	} {
+		code, body := e.do("POST", "/.rampart/login", map[string]string{"username": c.user, "password": c.pass}, "")
+		answers = append(answers, answer{code, string(body)})
+	}
+	for i, a := range answers {
+		if a != answers[0] {
+			t.Fatalf("answer %d = %+v, answer 0 = %+v", i, a, answers[0])
+		}
+	}
+	if answers[0].code != http.StatusUnauthorized || !strings.Contains(answers[0].body, "invalid_credentials") {
+		t.Fatalf("answer = %+v", answers[0])
+	}
+}
+
+func TestLockoutAndUnlock(t *testing.T) {
+	e := newEnv(t, func(o *identity.Options) { o.LockoutThreshold = 3 })
+	e.createUser("alice")
+	for i := range 3 {
+		code, _ := e.do("POST", "/.rampart/login", map[string]string{"username": "alice", "password": "wrong password " + string(rune('a'+i))}, "")
+		if code != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d", i, code)
+		}
+	}
+	if !slices.Contains(e.eventTypes(), identity.EventLockout) {
+		t.Fatalf("no lockout event: %v", e.eventTypes())
+	}
+	code, _ := e.do("POST", "/.rampart/login", map[string]string{"username": "alice", "password": goodPassword}, "")
+	if code != http.StatusUnauthorized {
+		t.Fatalf("locked out account accepted the right password: %d", code)
+	}
+	// The lock ends by itself after the lockout duration...
+	e.clock.Advance(identity.DefaultLockoutDuration)
+	e.login("alice", goodPassword)
+
+	// ...or at once with unlock.
+	for i := range 3 {
+		e.do("POST", "/.rampart/login", map[string]string{"username": "alice", "password": "wrong again " + string(rune('a'+i))}, "")
+	}
+	if code, _ := e.do("POST", "/.rampart/login", map[string]string{"username": "alice", "password": goodPassword}, ""); code != http.StatusUnauthorized {
+		t.Fatalf("second lockout: %d", code)
+	}
+	if err := e.svc.Manager().Unlock(context.Background(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	e.login("alice", goodPassword)
+}
+
+func TestLockoutWindow(t *testing.T) {
+	e := newEnv(t, func(o *identity.Options) { o.LockoutThreshold = 3; o.LockoutWindow = 10 * time.Minute })
+	e.createUser("alice")
+	fail := func() {
+		e.do("POST", "/.rampart/login", map[string]string{"username": "alice", "password": "not the password"}, "")
+	}
+	fail()
+	fail()
+	e.clock.Advance(10 * time.Minute) // the window of the first two failures is over
+	fail()
+	e.login("alice", goodPassword)
+}
+
+func TestRefreshRotationAndReuse(t *testing.T) {
+	e := newEnv(t, nil)
+	e.createUser("alice")
+	first := e.login("alice", goodPassword)
+
+	e.clock.Advance(time.Minute)
+	code, body := e.do("POST", "/.rampart/token/refresh", map[string]string{"refresh_token": first.RefreshToken}, "")
+	if code != http.StatusOK {
+		t.Fatalf("refresh: %d %s", code, body)
+	}
+	second := decode[tokens](t, body)
+	if second.RefreshToken == first.RefreshToken || second.AccessToken == first.AccessToken || second.SessionID != first.SessionID {
+		t.Fatalf("refresh did not rotate: %+v", second)
+	}
+	if e.me(second.AccessToken) != http.StatusOK {
+		t.Fatal("rotated access token refused")
+	}
+
+	// Presenting the used token again is theft: the whole family dies.
+	code, _ = e.do("POST", "/.rampart/token/refresh", map[string]string{"refresh_token": first.RefreshToken}, "")
+	if code != http.StatusUnauthorized {
+		t.Fatalf("reused refresh token: %d", code)
+	}
+	if !slices.Contains(e.eventTypes(), identity.EventRefreshReuse) {
+		t.Fatalf("no reuse event: %v", e.eventTypes())
+	}
+	code, _ = e.do("POST", "/.rampart/token/refresh", map[string]string{"refresh_token": second.RefreshToken}, "")
+	if code != http.StatusUnauthorized {
+		t.Fatalf("descendant refresh token still works after reuse: %d", code)
+	}
+	for _, at := range []string{first.AccessToken, second.AccessToken} {
+		if e.me(at) != http.StatusUnauthorized {
+			t.Fatal("access token of the revoked family still accepted")
+		}
+	}
+	// Another session of the same user is untouched.
+	other := e.login("alice", goodPassword)
+	if e.me(other.AccessToken) != http.StatusOK {
+		t.Fatal("unrelated session affected")
+	}
+}
+
+func TestRefreshLimits(t *testing.T) {
+	tests := []struct {
+		name    string
+		advance time.Duration
+		ok      bool
+	}{
+		{"within idle timeout", 23 * time.Hour, true},
+		{"idle timeout", 24 * time.Hour, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			e.createUser("alice")
+			tk := e.login("alice", goodPassword)
+			e.clock.Advance(tt.advance)
+			code, _ := e.do("POST", "/.rampart/token/refresh", map[string]string{"refresh_token": tk.RefreshToken}, "")
+			if (code == http.StatusOK) != tt.ok {
+				t.Fatalf("refresh after %s: %d", tt.advance, code)
+			}
+		})
+	}
+	t.Run("absolute lifetime", func(t *testing.T) {
+		e := newEnv(t, func(o *identity.Options) { o.SessionLifetime = 2 * time.Hour })
+		e.createUser("alice")
+		tk := e.login("alice", goodPassword)
+		for range 3 {
+			e.clock.Advance(50 * time.Minute)
+			code, body := e.do("POST", "/.rampart/token/refresh", map[string]string{"refresh_token": tk.RefreshToken}, "")
+			if e.clock.Now().Sub(newClock().Now()) >= 2*time.Hour {
+				if code != http.StatusUnauthorized {
+					t.Fatalf("refresh past absolute lifetime: %d", code)
+				}
+				return
+			}
+			if code != http.StatusOK {
+				t.Fatalf("refresh: %d %s", code, body)
+			}
+			tk = decode[tokens](t, body)
+		}
+		t.Fatal("never reached the lifetime")
+	})
+	t.Run("garbage", func(t *testing.T) {
+		e := newEnv(t, nil)
+		for _, rt := range []string{"", "rt_", "rt_" + strings.Repeat("A", 43), "xx_" + strings.Repeat("A", 43), strings.Repeat("x", 5000)} {
+			code, _ := e.do("POST", "/.rampart/token/refresh", map[string]string{"refresh_token": rt}, "")
+			if code != http.StatusUnauthorized {
+				t.Fatalf("refresh %q: %d", rt, code)
+			}
+		}
+	})
+}
+
+func TestLogoutEndsAccess(t *testing.T) {
+	e := newEnv(t, nil)
+	e.createUser("alice")
+	tk := e.login("alice", goodPassword)
+	if code, body := e.do("POST", "/.rampart/logout", nil, tk.AccessToken); code != http.StatusNoContent {
+		t.Fatalf("logout: %d %s", code, body)
+	}
+	if e.me(tk.AccessToken) != http.StatusUnauthorized {
+		t.Fatal("access token accepted after logout")
+	}
+	if code, _ := e.do("POST", "/.rampart/token/refresh", map[string]string{"refresh_token": tk.RefreshToken}, ""); code != http.StatusUnauthorized {
+		t.Fatalf("refresh after logout: %d", code)
+	}
+	if code, _ := e.do("POST", "/.rampart/logout", nil, tk.AccessToken); code != http.StatusUnauthorized {
+		t.Fatalf("second logout: %d", code)
+	}
+}
+
+func TestSessionCapEvictsOldest(t *testing.T) {
+	e := newEnv(t, func(o *identity.Options) { o.MaxSessions = 2 })
+	e.createUser("alice")
+	var ts []tokens
+	for range 3 {
+		ts = append(ts, e.login("alice", goodPassword))
+		e.clock.Advance(time.Second)
+	}
+	if e.me(ts[0].AccessToken) != http.StatusUnauthorized {
+		t.Fatal("oldest session survived past the cap")
+	}
+	for _, tk := range ts[1:] {
+		if e.me(tk.AccessToken) != http.StatusOK {
+			t.Fatal("newer session evicted")
+		}
+	}
+	code, body := e.do("GET", "/.rampart/sessions", nil, ts[2].AccessToken)
+	if code != http.StatusOK {
+		t.Fatalf("sessions: %d %s", code, body)
+	}
+	list := decode[struct {
+		Sessions []identity.SessionView `json:"sessions"`
+	}](t, body)
+	if len(list.Sessions) != 2 || list.Sessions[0].ID != ts[1].SessionID || !list.Sessions[1].Current {
+		t.Fatalf("sessions = %+v", list.Sessions)
+	}
+	if !slices.Contains(e.eventTypes(), identity.EventSessionEvicted) {
+		t.Fatalf("no eviction event: %v", e.eventTypes())
+	}
+}
+
+func TestRevokeSession(t *testing.T) {
+	e := newEnv(t, nil)
+	e.createUser("alice")
+	e.createUser("bob")
+	a1 := e.login("alice", goodPassword)
+	a2 := e.login("alice", goodPassword)
+	b := e.login("bob", goodPassword)
+	if code, _ := e.do("DELETE", "/.rampart/sessions/"+b.SessionID, nil, a1.AccessToken); code != http.StatusNotFound {
+		t.Fatalf("revoking another user's session: %d", code)
+	}
+	if code, _ := e.do("DELETE", "/.rampart/sessions/"+a2.SessionID, nil, a1.AccessToken); code != http.StatusNoContent {
+		t.Fatalf("revoke own session: %d", code)
+	}
+	if e.me(a2.AccessToken) != http.StatusUnauthorized || e.me(a1.AccessToken) != http.StatusOK || e.me(b.AccessToken) != http.StatusOK {
+		t.Fatal("wrong sessions affected")
+	}
+}
+
+// enrol runs enrol + confirm for a logged-in user and returns the secret
+// and backup codes.
+func (e *env) enrol(access string) (string, []string) {
+	e.t.Helper()
+	code, body := e.do("POST", "/.rampart/mfa/enroll", nil, access)
+	if code != http.StatusOK {
+		e.t.Fatalf("enroll: %d %s", code, body)
+	}
+	en := decode[identity.Enrollment](e.t, body)
+	if !strings.HasPrefix(en.URL, "otpauth://totp/") || !strings.Contains(en.URL, en.Secret) {
+		e.t.Fatalf("enrollment = %+v", en)
+	}
+	totp, err := identity.TOTPCode(en.Secret, e.clock.Now())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	code, body = e.do("POST", "/.rampart/mfa/confirm", map[string]string{"code": totp}, access)
+	if code != http.StatusOK {
+		e.t.Fatalf("confirm: %d %s", code, body)
+	}
+	codes := decode[struct {
+		BackupCodes []string `json:"backup_codes"`
+	}](e.t, body).BackupCodes
+	return en.Secret, codes
+}
+
+func (e *env) verify(mfaToken, code string) (int, tokens) {
+	e.t.Helper()
+	status, body := e.do("POST", "/.rampart/mfa/verify", map[string]string{"mfa_token": mfaToken, "code": code}, "")
+	if status != http.StatusOK {
+		return status, tokens{}
+	}
+	return status, decode[tokens](e.t, body)
+}
+
+func TestMFAFlow(t *testing.T) {
+	e := newEnv(t, nil)
+	e.createUser("alice")
+	tk := e.login("alice", goodPassword)
+	secret, backup := e.enrol(tk.AccessToken)
+	if len(backup) != identity.DefaultBackupCodes {
+		t.Fatalf("%d backup codes", len(backup))
+	}
+	// A second enrolment is refused until an operator resets MFA.
+	if code, _ := e.do("POST", "/.rampart/mfa/enroll", nil, tk.AccessToken); code != http.StatusConflict {
+		t.Fatalf("second enroll: %d", code)
+	}
+
+	ch := e.login("alice", goodPassword)
+	if !ch.MFARequired || ch.MFAToken == "" || ch.AccessToken != "" {
+		t.Fatalf("login with MFA = %+v", ch)
+	}
+	// The MFA token is not an access token.
+	if e.me(ch.MFAToken) != http.StatusUnauthorized {
+		t.Fatal("MFA token accepted as access token")
+	}
+	// The code used to confirm enrolment is in the same time step: replay.
+	now, _ := identity.TOTPCode(secret, e.clock.Now())
+	if code, _ := e.verify(ch.MFAToken, now); code != http.StatusUnauthorized {
+		t.Fatalf("replayed TOTP code: %d", code)
+	}
+	e.clock.Advance(30 * time.Second)
+	next, _ := identity.TOTPCode(secret, e.clock.Now())
+	code, got := e.verify(ch.MFAToken, next)
+	if code != http.StatusOK || e.me(got.AccessToken) != http.StatusOK {
+		t.Fatalf("verify TOTP: %d", code)
+	}
+	if code, _ := e.verify(ch.MFAToken, next); code != http.StatusUnauthorized {
+		t.Fatalf("same code twice: %d", code)
+	}
+
+	// A backup code works once, typed in any case and spacing.
+	ch = e.login("alice", goodPassword)
+	typed := strings.ToUpper(strings.ReplaceAll(backup[3], "-", " "))
+	if code, _ := e.verify(ch.MFAToken, typed); code != http.StatusOK {
+		t.Fatalf("backup code: %d", code)
+	}
+	if code, _ := e.verify(ch.MFAToken, backup[3]); code != http.StatusUnauthorized {
+		t.Fatalf("backup code reused: %d", code)
+	}
+
+	// The MFA token expires.
+	ch = e.login("alice", goodPassword)
+	e.clock.Advance(identity.DefaultMFATokenTTL + time.Second)
+	later, _ := identity.TOTPCode(secret, e.clock.Now())
+	if code, _ := e.verify(ch.MFAToken, later); code != http.StatusUnauthorized {
+		t.Fatalf("expired MFA token: %d", code)
+	}
+
+	// reset-mfa clears the secret and codes and ends sessions.
+	if err := e.svc.Manager().ResetMFA(context.Background(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if e.me(got.AccessToken) != http.StatusUnauthorized {
+		t.Fatal("session survived reset-mfa")
+	}
+	if tk := e.login("alice", goodPassword); tk.MFARequired {
+		t.Fatal("MFA still required after reset")
+	}
+}
+
+func TestMFAAttemptLimit(t *testing.T) {
+	e := newEnv(t, func(o *identity.Options) { o.MFAAttemptLimit = 3; o.MFAWindow = 10 * time.Minute })
+	e.createUser("alice")
+	secret, _ := e.enrol(e.login("alice", goodPassword).AccessToken)
+	e.clock.Advance(30 * time.Second)
+	ch := e.login("alice", goodPassword)
+	for _, wrong := range []string{"000000", "abc", "111111"} {
+		if code, _ := e.verify(ch.MFAToken, wrong); code != http.StatusUnauthorized {
+			t.Fatalf("wrong code %q: %d", wrong, code)
+		}
+	}
+	right, _ := identity.TOTPCode(secret, e.clock.Now())
+	if code, _ := e.verify(ch.MFAToken, right); code != http.StatusTooManyRequests {
+		t.Fatalf("right code past the attempt limit: %d", code)
+	}
+	e.clock.Advance(10 * time.Minute)
+	ch = e.login("alice", goodPassword)
+	right, _ = identity.TOTPCode(secret, e.clock.Now())
+	if code, _ := e.verify(ch.MFAToken, right); code != http.StatusOK {
+		t.Fatalf("after the window: %d", code)
+	}
+}
+
+func TestMFARequiredForAdmin(t *testing.T) {
+	e := newEnv(t, nil)
+	e.createUser("root", "admin")
+	tk := e.login("root", goodPassword)
+	_, err := e.svc.AuthenticateToken(context.Background(), tk.AccessToken)
+	if !errors.Is(err, identity.ErrMFARequired) {
+		t.Fatalf("admin without MFA: %v", err)
+	}
+	// The identity API itself stays usable, so the admin can enrol.
+	secret, _ := e.enrol(tk.AccessToken)
+	e.clock.Advance(30 * time.Second)
+	ch := e.login("root", goodPassword)
+	code, _ := identity.TOTPCode(secret, e.clock.Now())
+	status, got := e.verify(ch.MFAToken, code)
+	if status != http.StatusOK {
+		t.Fatalf("verify: %d", status)
+	}
+	p, err := e.svc.AuthenticateToken(context.Background(), got.AccessToken)
+	if err != nil || !p.Permissions.Has(reqinfo.PermAdmin) {
+		t.Fatalf("admin with MFA: %+v %v", p, err)
+	}
+
+	none := newEnv(t, func(o *identity.Options) { o.MFARequiredRoles = []string{} })
+	none.createUser("root", "admin")
+	if _, err := none.svc.AuthenticateToken(context.Background(), none.login("root", goodPassword).AccessToken); err != nil {
+		t.Fatalf("MFA required with an empty role list: %v", err)
+	}
+}
+
+func TestPasswordChange(t *testing.T) {
+	e := newEnv(t, nil)
+	e.createUser("alice")
+	a1 := e.login("alice", goodPassword)
+	a2 := e.login("alice", goodPassword)
+	tests := []struct {
+		name    string
+		current string
+		next    string
+		want    int
+	}{
+		{"wrong current", "not my password", "another long passphrase", http.StatusUnauthorized},
+		{"too short", goodPassword, "short", http.StatusBadRequest},
+		{"common", goodPassword, "1q2w3e4r5t6y", http.StatusBadRequest},
+		{"contains username", goodPassword, "my name is alice ok", http.StatusBadRequest},
+		{"ok", goodPassword, "another long passphrase", http.StatusNoContent},
+	}
+	for _, tt := range tests {
+		code, body := e.do("POST", "/.rampart/password/change",
+			map[string]string{"current_password": tt.current, "new_password": tt.next}, a1.AccessToken)
+		if code != tt.want {
+			t.Fatalf("%s: %d %s", tt.name, code, body)
+		}
+	}
+	if e.me(a1.AccessToken) != http.StatusOK || e.me(a2.AccessToken) != http.StatusUnauthorized {
+		t.Fatal("password change should keep the current session and end the others")
+	}
+	e.login("alice", "another long passphrase")
+}
+
+func TestPasswordReset(t *testing.T) {
+	e := newEnv(t, nil)
+	e.createUser("alice")
+	old := e.login("alice", goodPassword)
+	tok, exp, err := e.svc.Manager().ResetPasswordToken(context.Background(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !exp.Equal(e.clock.Now().Add(time.Hour)) {
+		t.Fatalf("reset token expires %v", exp)
+	}
+	if code, _ := e.do("POST", "/.rampart/password/reset", map[string]string{"token": tok, "new_password": "short"}, ""); code != http.StatusBadRequest {
+		t.Fatalf("weak password: %d", code)
+	}
+	code, body := e.do("POST", "/.rampart/password/reset", map[string]string{"token": tok, "new_password": "a brand new passphrase"}, "")
+	if code != http.StatusNoContent {
+		t.Fatalf("reset: %d %s", code, body)
+	}
+	if code, _ := e.do("POST", "/.rampart/password/reset", map[string]string{"token": tok, "new_password": "yet another passphrase"}, ""); code != http.StatusUnauthorized {
+		t.Fatalf("reset token used twice: %d", code)
+	}
+	if e.me(old.AccessToken) != http.StatusUnauthorized {
+		t.Fatal("session survived password reset")
+	}
+	e.login("alice", "a brand new passphrase")
+
+	tok, _, _ = e.svc.Manager().ResetPasswordToken(context.Background(), "alice")
+	e.clock.Advance(time.Hour)
+	if code, _ := e.do("POST", "/.rampart/password/reset", map[string]string{"token": tok, "new_password": "yet another passphrase"}, ""); code != http.StatusUnauthorized {
+		t.Fatalf("expired reset token: %d", code)
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	e := newEnv(t, nil)
+	tests := []struct {
+		name, ctype, body string
+		want              int
+	}{
+		{"form post", "application/x-www-form-urlencoded", "username=a&password=b", http.StatusBadRequest},
+		{"text plain", "text/plain", `{"username":"a","password":"b"}`, http.StatusBadRequest},
+		{"unknown field", "application/json", `{"username":"a","password":"b","admin":true}`, http.StatusBadRequest},
+		{"trailing data", "application/json", `{"username":"a","password":"b"}{}`, http.StatusBadRequest},
+		{"not an object", "application/json", `[1,2]`, http.StatusBadRequest},
+		{"too large", "application/json", `{"username":"` + strings.Repeat("a", 20000) + `"}`, http.StatusBadRequest},
+		{"charset ok", "application/json; charset=utf-8", `{"username":"a","password":"b"}`, http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", e.srv.URL+"/.rampart/login", strings.NewReader(tt.body))
+			req.Header.Set("Content-Type", tt.ctype)
+			resp, err := e.srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tt.want)
+			}
+			if resp.Header.Get("Cache-Control") != "no-store" {
+				t.Fatal("no Cache-Control: no-store")
+			}
+		})
+	}
+	if code, _ := e.do("GET", "/.rampart/login", nil, ""); code != http.StatusNotFound {
+		t.Fatalf("GET login: %d", code)
+	}
+	if code, _ := e.do("GET", "/.rampart/nope", nil, ""); code != http.StatusNotFound {
+		t.Fatalf("unknown endpoint: %d", code)
+	}
+}
