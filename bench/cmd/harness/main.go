@@ -163,6 +163,9 @@ func run(ctx context.Context, f runFlags) (*Results, error) {
 	if _, err := e.write("report.lua", wrkScript); err != nil {
 		return nil, err
 	}
+	if _, err := e.write("post.lua", wrkPost); err != nil {
+		return nil, err
+	}
 	if err := e.makeCert(); err != nil {
 		return nil, err
 	}
@@ -248,7 +251,7 @@ func run(ctx context.Context, f runFlags) (*Results, error) {
 			if ctx.Err() != nil {
 				return res, ctx.Err()
 			}
-			run, err := e.measure(ctx, t.name, urls[t.name], pids[t.name], rep, f)
+			run, err := e.measure(ctx, t, urls[t.name], pids[t.name], rep, f)
 			if err != nil {
 				return res, fmt.Errorf("%s rep %d: %w", t.name, rep, err)
 			}
@@ -344,28 +347,29 @@ func presentOf(live []target, names ...string) []string {
 }
 
 // loadRun converts a loadgen result. The CPU delta includes the warm-up
-// requests, so it is divided by all requests sent, not just the measured.
+// requests, so it is divided by every request sent, not just the measured.
 func loadRun(name string, rep int, r loadgenResult, pct float64, cpu time.Duration) LoadRun {
 	lr := LoadRun{Target: name, Rep: rep, PerSecond: r.PerSecond, Requests: r.Requests,
 		P50us: r.P50us, P99us: r.P99us, P999us: r.P999us, Errors: r.Errors, Non2xx: r.Non2xx,
 		Dropped: r.Dropped, LoadCPUPct: pct, FirstError: r.FirstError}
-	if r.Requests > 0 {
-		lr.ProxyCPUus = float64(cpu.Microseconds()) / float64(r.Requests)
+	if n := r.Requests + r.Warmup; n > 0 {
+		lr.ProxyCPUus = float64(cpu.Microseconds()) / float64(n)
 	}
 	return lr
 }
 
 // measure runs an unmeasured warm-up, then one measured wrk run, and reads
 // the proxy's and the upstream's CPU time around it.
-func (e *env) measure(ctx context.Context, name, url string, pid, rep int, f runFlags) (Run, error) {
+func (e *env) measure(ctx context.Context, t target, url string, pid, rep int, f runFlags) (Run, error) {
+	name := t.name
 	if f.warmup > 0 {
-		if _, _, err := e.wrk(ctx, url, f.warmup); err != nil {
+		if _, _, err := e.wrk(ctx, url, t.post, f.warmup); err != nil {
 			return Run{}, err
 		}
 	}
 	p0, u0 := treeCPU(pid), treeCPU(e.upstreamPID)
 	start := time.Now()
-	w, pct, err := e.wrk(ctx, url, f.duration)
+	w, pct, err := e.wrk(ctx, url, t.post, f.duration)
 	if err != nil {
 		return Run{}, err
 	}

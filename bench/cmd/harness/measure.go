@@ -104,6 +104,13 @@ const wrkScript = `done = function(summary, latency, requests)
 end
 `
 
+// wrkPost makes wrk send a small JSON POST, the request an audit log
+// records (GETs are not state-changing and are not audited).
+const wrkPost = `wrk.method = "POST"
+wrk.body = '{"order":"7f3c9a2e","items":[1,2,3],"note":"bench"}'
+wrk.headers["Content-Type"] = "application/json"
+` + wrkScript
+
 type wrkOut struct {
 	Requests   int64   `json:"requests"`
 	DurationUs int64   `json:"duration_us"`
@@ -134,11 +141,17 @@ func (e *env) loadCmd(ctx context.Context, name string, args ...string) (out []b
 	return stdout.Bytes(), 100 * used.Seconds() / wall.Seconds(), nil
 }
 
-// wrk runs one closed-loop measurement of url.
-func (e *env) wrk(ctx context.Context, url string, d time.Duration) (wrkOut, float64, error) {
+// wrk runs one closed-loop measurement of url; with post set it sends
+// POSTs instead of GETs.
+func (e *env) wrk(ctx context.Context, url string, post bool, d time.Duration) (wrkOut, float64, error) {
+	script := "report.lua"
+	if post {
+		script = "post.lua"
+	}
+	secs := max(1, int(d.Round(time.Second).Seconds())) // wrk takes whole seconds
 	args := []string{"-t", strconv.Itoa(e.threads), "-c", strconv.Itoa(e.conns),
-		"-d", fmt.Sprintf("%ds", max(1, int(d.Round(time.Second).Seconds()))), // wrk takes whole seconds "--timeout", "5s",
-		"-s", filepath.Join(e.dir, "report.lua"), "-H", "X-API-Key: " + e.apiKey, url}
+		"-d", fmt.Sprintf("%ds", secs), "--timeout", "5s",
+		"-s", filepath.Join(e.dir, script), "-H", "X-API-Key: " + e.apiKey, url}
 	out, pct, err := e.loadCmd(ctx, "wrk", args...)
 	if err != nil {
 		return wrkOut{}, 0, err
@@ -148,6 +161,9 @@ func (e *env) wrk(ctx context.Context, url string, d time.Duration) (wrkOut, flo
 			var w wrkOut
 			if err := json.Unmarshal([]byte(js), &w); err != nil {
 				return wrkOut{}, 0, fmt.Errorf("wrk output: %w", err)
+			}
+			if w.Requests == 0 {
+				return wrkOut{}, 0, fmt.Errorf("wrk completed no request: %s", out)
 			}
 			return w, pct, nil
 		}
@@ -162,6 +178,7 @@ type loadgenResult struct {
 	Errors     int64   `json:"errors"`
 	Non2xx     int64   `json:"non_2xx"`
 	Dropped    int64   `json:"dropped"`
+	Warmup     int64   `json:"warmup_requests"`
 	P50us      float64 `json:"p50_us"`
 	P99us      float64 `json:"p99_us"`
 	P999us     float64 `json:"p999_us"`

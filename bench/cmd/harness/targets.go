@@ -44,6 +44,7 @@ type target struct {
 	optional bool
 	headers  bool // answers carry the four security headers
 	auth     bool // a request without the API key must get 401
+	post     bool // measured with POSTs (audited) instead of GETs
 	start    func(ctx context.Context, e *env) (started, error)
 }
 
@@ -275,6 +276,10 @@ func (e *env) preflight(t target, url string) (tlsDesc string, headers []string,
 	defer client.CloseIdleConnections()
 	get := func(withKey bool) (*http.Response, []byte, error) {
 		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if t.post {
+			req, err = http.NewRequest(http.MethodPost, url, strings.NewReader(`{"order":"7f3c9a2e","items":[1,2,3],"note":"bench"}`))
+			req.Header.Set("Content-Type", "application/json")
+		}
 		if err != nil {
 			return nil, nil, err
 		}
@@ -334,8 +339,9 @@ func allTargets() []target {
 		{name: "floor-gogc400", desc: "the floor with GOGC=400", extra: true, headers: true, start: startFloor("tuned", "400")},
 		{name: "floor-default-transport", desc: "the floor with http.DefaultTransport (2 idle connections per host)", extra: true, headers: true, start: startFloor("default", "")},
 		{name: "rampart-headers", desc: "rampart serve, production mode, no auth routes, access log off", headers: true, start: startRampartHeaders},
-		{name: "rampart-full", desc: "rampart serve: TLS, headers, CORS, API-key auth, per-key rate limit, audit log to file (SQLite store, memory limits)", optional: true, headers: true, auth: true, start: startRampartFull(false)},
-		{name: "rampart-full-redis", desc: "rampart-full with rate limits in Redis (redis-server on the proxy core)", optional: true, extra: true, headers: true, auth: true, start: startRampartFull(true)},
+		{name: "rampart-full", desc: "rampart serve: TLS, headers, CORS, API-key auth, per-key rate limit, audit log to file (SQLite store, memory limits)", optional: true, headers: true, auth: true, start: startRampartFull(false, "rampart-full")},
+		{name: "rampart-full-post", desc: "rampart-full measured with 50-byte JSON POSTs, each recorded in the audit log before its answer goes out (audit.wait, the default)", optional: true, extra: true, headers: true, auth: true, post: true, start: startRampartFull(false, "rampart-full-post")},
+		{name: "rampart-full-redis", desc: "rampart-full with rate limits in Redis (redis-server on the proxy core)", optional: true, extra: true, headers: true, auth: true, start: startRampartFull(true, "rampart-full-redis")},
 	}
 }
 
@@ -613,7 +619,7 @@ routes:
 // every target is sent the same key (nginx-full's map accepts it too).
 func (e *env) rampartKey(store, pepper string) (string, error) {
 	out, err := exec.Command(e.bin("rampart"), "keys", "create", "--store", store, "--pepper-file", pepper,
-		"--name", "bench", "--permissions", "read", "--json").Output()
+		"--name", "bench", "--permissions", "read,write", "--json").Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
@@ -661,16 +667,14 @@ func (e *env) fullStack() (store, pepper, seal string, err error) {
 	return store, pepper, seal, nil
 }
 
-func startRampartFull(redis bool) func(context.Context, *env) (started, error) {
+func startRampartFull(redis bool, name string) func(context.Context, *env) (started, error) {
 	return func(ctx context.Context, e *env) (started, error) {
 		store, pepper, seal, err := e.fullStack()
 		if err != nil {
 			return started{}, err
 		}
-		name := "rampart-full"
 		redisConf := ""
 		if redis {
-			name = "rampart-full-redis"
 			if err := e.startRedis(ctx); err != nil {
 				return started{}, err
 			}
@@ -699,7 +703,7 @@ routes:
   - name: api
     path: /*
     auth: api_key
-    permission: read
+    permission: by_method
 rate_limits:
   rules:
     - name: per-key

@@ -43,6 +43,7 @@ type Result struct {
 	Errors     int64   `json:"errors"`
 	Non2xx     int64   `json:"non_2xx"`
 	Dropped    int64   `json:"dropped"` // due but never sent before the run ended
+	Warmup     int64   `json:"warmup_requests"`
 	P50us      float64 `json:"p50_us"`
 	P90us      float64 `json:"p90_us"`
 	P99us      float64 `json:"p99_us"`
@@ -184,6 +185,7 @@ func runRate(tr *http.Transport, url string, hdr http.Header, conns int, rate fl
 	warmCtx, cancelWarm := context.WithTimeout(context.Background(), warmup+5*time.Second)
 	_ = openLoop(warmCtx, client, url, hdr, conns, rate, warmup, &o, nil)
 	cancelWarm()
+	warm := o.requests.Load() + o.errors.Load()
 	o = outcome{}
 
 	ctx, cancel := context.WithTimeout(context.Background(), duration+30*time.Second)
@@ -194,7 +196,7 @@ func runRate(tr *http.Transport, url string, hdr http.Header, conns int, rate fl
 	elapsed := time.Since(start)
 	all := slices.Concat(lat...)
 	res := summarize(all, &o, elapsed)
-	res.Rate, res.Dropped = rate, dropped
+	res.Rate, res.Dropped, res.Warmup = rate, dropped, warm
 	return res, nil
 }
 
