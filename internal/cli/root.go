@@ -67,6 +67,7 @@ func newRootCmd() *cobra.Command {
 		newCheckCmd(),
 		newVerifyCmd(),
 		newKeysCmd(), newMigrateCmd(),
+		newUsersCmd(),
 		// commands: one constructor per line, each in its own file.
 	)
 	return root

@@ -96,6 +96,10 @@ func NewManager(opts ManagerOptions) (*Manager, error) {
 	return m, nil
 }
 
+// ErrInvalid is wrapped by Manager errors about bad input (username,
+// roles, e-mail, status) as opposed to store failures.
+var ErrInvalid = errors.New("identity: invalid input")
+
 // NewUser is the input to Manager.Create.
 type NewUser struct {
 	Username string
@@ -159,14 +163,14 @@ func (m *Manager) checkRoles(roles []string) ([]string, error) {
 func (m *Manager) Create(ctx context.Context, nu NewUser) (User, error) {
 	name, err := CanonicalUsername(nu.Username)
 	if err != nil {
-		return User{}, err
+		return User{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	roles, err := m.checkRoles(nu.Roles)
 	if err != nil {
-		return User{}, err
+		return User{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if len(nu.Email) > 254 || strings.ContainsAny(nu.Email, " \t\r\n") {
-		return User{}, errors.New("e-mail address too long or contains spaces")
+		return User{}, fmt.Errorf("%w: e-mail address too long or contains spaces", ErrInvalid)
 	}
 	if err := m.policy.Check(name, nu.Password); err != nil {
 		return User{}, err
@@ -230,7 +234,7 @@ func (m *Manager) List(ctx context.Context) ([]User, error) {
 // session, so access ends at once.
 func (m *Manager) SetStatus(ctx context.Context, username string, st Status) error {
 	if !st.Valid() {
-		return fmt.Errorf("unknown status %q", st)
+		return fmt.Errorf("%w: unknown status %q", ErrInvalid, st)
 	}
 	u, err := m.Get(ctx, username)
 	if err != nil {
