@@ -459,6 +459,7 @@ func (g *Gate) add(c *conn) bool {
 	if g.closing {
 		return false
 	}
+	g.relaysWG.Add(1) // under mu, so never after Shutdown's Wait began
 	g.conns[c] = struct{}{}
 	set := g.byKey[c.pkey]
 	if set == nil {
@@ -472,6 +473,7 @@ func (g *Gate) add(c *conn) bool {
 func (g *Gate) remove(c *conn) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	defer g.relaysWG.Done()
 	delete(g.conns, c)
 	if set := g.byKey[c.pkey]; set != nil {
 		delete(set, c)

@@ -167,8 +167,6 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = up.Close(websocket.StatusGoingAway, "server shutting down")
 		return
 	}
-	g.relaysWG.Add(1)
-	defer g.relaysWG.Done()
 	ev.Opened, ev.Subprotocol = c.opened, cl.Subprotocol()
 	if f := g.o.OnOpen; f != nil {
 		f(ev)

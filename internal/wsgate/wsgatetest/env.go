@@ -44,12 +44,15 @@ type Upstream struct {
 	// ended with (-1 when it ended without a close frame).
 	Opened chan Handshake
 	Ended  chan websocket.StatusCode
+	// Pinged is signalled (without blocking) on every ping the upstream
+	// answers, before the pong is written.
+	Pinged chan struct{}
 	srv    *httptest.Server
 }
 
 // NewUpstream starts an upstream, stopped at the end of the test.
 func NewUpstream(t testing.TB) *Upstream {
-	u := &Upstream{Opened: make(chan Handshake, 4096), Ended: make(chan websocket.StatusCode, 4096)}
+	u := &Upstream{Opened: make(chan Handshake, 4096), Ended: make(chan websocket.StatusCode, 4096), Pinged: make(chan struct{}, 4096)}
 	u.srv = httptest.NewServer(http.HandlerFunc(u.serve))
 	u.URL = u.srv.URL
 	t.Cleanup(u.srv.Close)
@@ -58,8 +61,16 @@ func NewUpstream(t testing.TB) *Upstream {
 
 func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 	opts := &websocket.AcceptOptions{Subprotocols: []string{"v2.rampart", "v1.rampart"}}
-	if r.URL.Path == "/mute" {
-		opts.OnPingReceived = func(context.Context, []byte) bool { return false }
+	mute := r.URL.Path == "/mute"
+	opts.OnPingReceived = func(context.Context, []byte) bool {
+		if mute {
+			return false
+		}
+		select {
+		case u.Pinged <- struct{}{}:
+		default:
+		}
+		return true
 	}
 	c, err := websocket.Accept(w, r, opts)
 	if err != nil {
