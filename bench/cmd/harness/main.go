@@ -19,7 +19,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	mrand "math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -62,6 +64,7 @@ type runFlags struct {
 	seed                   int64
 	hsReps, olReps, hsConn int
 	command                string
+	profile                bool
 }
 
 func runCmd(args []string) error {
@@ -84,6 +87,7 @@ func runCmd(args []string) error {
 	fs.IntVar(&f.olReps, "open-loop-reps", 3, "repetitions of the open-loop runs")
 	fs.IntVar(&f.hsConn, "handshake-c", 32, "concurrent connections in the handshake runs")
 	fs.StringVar(&f.command, "command", "", "the command line to record in the results")
+	fs.BoolVar(&f.profile, "profile", false, "after the measurements, take a CPU profile of each Go target under the same load (rampart through a development-mode twin with pprof)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -151,7 +155,7 @@ func run(ctx context.Context, f runFlags) (*Results, error) {
 	}
 	logf("work directory %s (configs and server logs)", dir)
 	e := &env{dir: dir, binDir: f.binDir, proxyCPUs: f.proxyCPUs, loadCPUs: f.loadCPUs,
-		conns: f.conns, threads: f.threads, log: os.Stderr}
+		conns: f.conns, threads: f.threads, log: os.Stderr, profile: f.profile}
 	defer e.stopAll()
 
 	res := &Results{
@@ -207,6 +211,7 @@ func run(ctx context.Context, f runFlags) (*Results, error) {
 	var live []target
 	urls := map[string]string{}
 	pids := map[string]int{}
+	profs := map[string]*profSource{}
 	for _, t := range selected {
 		info := TargetInfo{Name: t.name, Description: t.desc}
 		var st started
@@ -229,7 +234,7 @@ func run(ctx context.Context, f runFlags) (*Results, error) {
 			logf("SKIPPING %s: %v", t.name, err)
 		} else {
 			live = append(live, t)
-			urls[t.name], pids[t.name] = st.url, st.pid
+			urls[t.name], pids[t.name], profs[t.name] = st.url, st.pid, st.prof
 		}
 		res.Targets = append(res.Targets, info)
 	}
@@ -264,6 +269,21 @@ func run(ctx context.Context, f runFlags) (*Results, error) {
 		if pid, ok := pids[res.Targets[i].Name]; ok {
 			res.Targets[i].RSSKiB = treeHWM(pid)
 		}
+	}
+
+	// Where the time goes: a CPU profile of each Go target under the same
+	// closed-loop load, after the measurements so it perturbs none of them.
+	for i, info := range res.Targets {
+		src := profs[info.Name]
+		if src == nil || ctx.Err() != nil {
+			continue
+		}
+		top, err := e.takeProfile(ctx, info.Name, src, live, f)
+		if err != nil {
+			logf("profile of %s: %v", info.Name, err)
+			continue
+		}
+		res.Targets[i].Profile = top
 	}
 
 	// New TLS connection per request: rampart against nginx (and the floor).
@@ -334,6 +354,59 @@ func run(ctx context.Context, f runFlags) (*Results, error) {
 	}
 	res.Machine.LoadAfter = loadAvg()
 	return res, nil
+}
+
+// takeProfile loads src.url with wrk and fetches a CPU profile meanwhile,
+// then returns the heaviest functions by cumulative time.
+func (e *env) takeProfile(ctx context.Context, name string, src *profSource, live []target, f runFlags) (string, error) {
+	var t target
+	for _, l := range live {
+		if l.name == name {
+			t = l
+		}
+	}
+	secs := max(3, min(10, int(f.duration.Seconds())))
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := e.wrk(ctx, src.url, t.post, time.Duration(secs+2)*time.Second)
+		done <- err
+	}()
+	time.Sleep(time.Second)
+	file := filepath.Join(e.dir, name+".pprof")
+	if err := fetch(ctx, fmt.Sprintf("%s?seconds=%d", src.pprof, secs), file); err != nil {
+		<-done
+		return "", err
+	}
+	if err := <-done; err != nil {
+		return "", err
+	}
+	logf("profiled %s: %s", name, file)
+	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-cum", "-nodecount=30", src.bin, file).Output()
+	if err != nil {
+		return "", fmt.Errorf("go tool pprof: %w", err)
+	}
+	return string(out), nil
+}
+
+// fetch saves the body of a GET of url into file.
+func fetch(ctx context.Context, url, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: status %d: %s", url, resp.StatusCode, body)
+	}
+	return os.WriteFile(file, body, 0o600)
 }
 
 func presentOf(live []target, names ...string) []string {

@@ -195,6 +195,21 @@ func markdown(r *Results, plots []string, pngRel, components string) string {
 		LoadTable(&b, runs, "req/s")
 		p("\n")
 	}
+	profiled := false
+	for _, t := range r.Targets {
+		if t.Profile == "" {
+			continue
+		}
+		if !profiled {
+			p("## Where the time goes (pprof)\n\n")
+			p("CPU profiles taken after the measurements under the same wrk load (`-profile`); rampart's come from a twin " +
+				"instance with the same config in development mode, since production refuses pprof. Sorted by cumulative time; " +
+				"`syscall` time is the loopback reads and writes, which on this virtual machine cost far more than on bare metal.\n\n")
+			profiled = true
+		}
+		p("<details><summary>%s</summary>\n\n```\n%s\n```\n\n</details>\n\n", t.Name, strings.TrimSpace(t.Profile))
+	}
+
 	p("## Every repetition\n\n| rep | order |\n|---|---|\n")
 	for i, o := range r.Order {
 		p("| %d | %s |\n", i+1, strings.Join(o, ", "))

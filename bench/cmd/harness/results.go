@@ -51,7 +51,8 @@ type TargetInfo struct {
 	TLS         string   `json:"tls,omitempty"`     // negotiated by the preflight request
 	Headers     []string `json:"headers,omitempty"` // security headers seen by the preflight
 	RSSKiB      int64    `json:"peak_rss_kib,omitempty"`
-	Config      string   `json:"config,omitempty"` // generated configuration, for the report
+	Config      string   `json:"config,omitempty"`  // generated configuration, for the report
+	Profile     string   `json:"profile,omitempty"` // go tool pprof -top of a CPU profile under load
 }
 
 // Run is one closed-loop wrk measurement of one target in one repetition.
