@@ -18,8 +18,7 @@ import (
 // maxBodyBytes bounds a JSON request body.
 const maxBodyBytes = 16 << 10
 
-// Handler returns the JSON API (and, when built with pages, the pages)
-// under BasePath. Mount it for every path starting with BasePath on the
+// Handler returns the JSON API and the browser pages under BasePath. Mount it for every path starting with BasePath on the
 // public listener, inside reqinfo.Middleware so client IPs resolve through
 // trusted proxies:
 //
@@ -36,6 +35,13 @@ const maxBodyBytes = 16 << 10
 //
 // POST bodies must be application/json (so a cross-site form cannot send
 // them), at most 16 KiB, with no unknown fields.
+//
+// The pages live under BasePath+"ui/": login, mfa, account (sessions with
+// revoke, MFA enrolment with a QR code, backup codes shown once), logout.
+// They keep the session in __Host- cookies (Secure, HttpOnly,
+// SameSite=Strict), guard every form with a double-submit CSRF token and
+// an Origin check, and use no inline script or style, so the CSP
+// "default-src 'self'" holds.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	b := s.o.BasePath
@@ -49,6 +55,7 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("POST "+b+"mfa/confirm", s.withCaller(s.handleConfirm))
 	mux.HandleFunc("POST "+b+"password/change", s.withCaller(s.handlePasswordChange))
 	mux.HandleFunc("POST "+b+"password/reset", s.handlePasswordReset)
+	s.registerPages(mux)
 	mux.HandleFunc(b, func(w http.ResponseWriter, r *http.Request) {
 		reqinfo.Reject(w, r, http.StatusNotFound, "not_found", "no such endpoint")
 	})

@@ -164,6 +164,7 @@ type Service struct {
 	dummy   []byte
 	log     *slog.Logger
 	mfaRole []string
+	pages   pageSet
 }
 
 // New checks opts, fills defaults and returns a Service.
@@ -246,12 +247,16 @@ func New(opts Options) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identity: dummy hash: %w", err)
 	}
+	pages, err := parsePages()
+	if err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
+	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Service{
-		o: o, m: m, kr: kr, dummy: dummy, log: log, mfaRole: mfaRoles,
+		o: o, m: m, kr: kr, dummy: dummy, log: log, mfaRole: mfaRoles, pages: pages,
 		access: newTokenParser(kr, o.Issuer, o.Audience, o.Now),
 		mfa:    newTokenParser(kr, o.Issuer, o.Audience+"#mfa", o.Now),
 	}, nil
@@ -734,7 +739,7 @@ func (s *Service) EnrollMFA(ctx context.Context, cl Caller) (Enrollment, error) 
 	if err := s.o.Store.UpdateUser(ctx, u); err != nil {
 		return Enrollment{}, s.storeErr(ctx, "store pending secret", err)
 	}
-	return Enrollment{Secret: k.Secret(), URL: k.URL()}, nil
+	return Enrollment{Secret: k.Secret(), URL: totpURL(s.o.MFAIssuer, u.Username, k.Secret())}, nil
 }
 
 // ErrNoEnrollment means ConfirmMFA was called without a pending secret.

@@ -4,6 +4,8 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"io"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/pquerna/otp"
@@ -59,4 +61,18 @@ func matchTOTP(secret, code string, now time.Time) (int64, bool) {
 // use it to act as an authenticator app.
 func TOTPCode(secret string, at time.Time) (string, error) {
 	return totp.GenerateCodeCustom(secret, at, totpOpts)
+}
+
+// totpURL is the otpauth:// URL authenticator apps read (the Key URI
+// format pquerna/otp also writes).
+func totpURL(issuer, account, secret string) string {
+	v := url.Values{}
+	v.Set("secret", secret)
+	v.Set("issuer", issuer)
+	v.Set("period", "30")
+	v.Set("algorithm", "SHA1")
+	v.Set("digits", "6")
+	u := url.URL{Scheme: "otpauth", Host: "totp", Path: "/" + issuer + ":" + account,
+		RawQuery: strings.ReplaceAll(v.Encode(), "+", "%20")}
+	return u.String()
 }
