@@ -212,6 +212,7 @@ func run(ctx context.Context, f runFlags) (*Results, error) {
 	urls := map[string]string{}
 	pids := map[string]int{}
 	profs := map[string]*profSource{}
+	keys := map[string]string{}
 	for _, t := range selected {
 		info := TargetInfo{Name: t.name, Description: t.desc}
 		var st started
@@ -223,8 +224,14 @@ func run(ctx context.Context, f runFlags) (*Results, error) {
 			st, err = t.start(ctx, e)
 			info.Config = st.config
 		}
+		if st.key == "" {
+			st.key = e.apiKey
+		}
+		if st.prof != nil {
+			st.prof.key = st.key
+		}
 		if err == nil {
-			info.TLS, info.Headers, err = e.preflight(t, st.url)
+			info.TLS, info.Headers, err = e.preflight(t, st.url, st.key)
 		}
 		if err != nil {
 			if !t.optional {
@@ -234,7 +241,7 @@ func run(ctx context.Context, f runFlags) (*Results, error) {
 			logf("SKIPPING %s: %v", t.name, err)
 		} else {
 			live = append(live, t)
-			urls[t.name], pids[t.name], profs[t.name] = st.url, st.pid, st.prof
+			urls[t.name], pids[t.name], profs[t.name], keys[t.name] = st.url, st.pid, st.prof, st.key
 		}
 		res.Targets = append(res.Targets, info)
 	}
@@ -256,7 +263,7 @@ func run(ctx context.Context, f runFlags) (*Results, error) {
 			if ctx.Err() != nil {
 				return res, ctx.Err()
 			}
-			run, err := e.measure(ctx, t, urls[t.name], pids[t.name], rep, f)
+			run, err := e.measure(ctx, t, urls[t.name], keys[t.name], pids[t.name], rep, f)
 			if err != nil {
 				return res, fmt.Errorf("%s rep %d: %w", t.name, rep, err)
 			}
@@ -297,7 +304,7 @@ func run(ctx context.Context, f runFlags) (*Results, error) {
 		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		for _, name := range order {
 			before := treeCPU(pids[name])
-			r, pct, err := e.loadgen(ctx, "-mode", "handshake", "-url", urls[name], "-c", fmt.Sprint(f.hsConn),
+			r, pct, err := e.loadgen(ctx, keys[name], "-mode", "handshake", "-url", urls[name], "-c", fmt.Sprint(f.hsConn),
 				"-d", hsD.String(), "-cacert", e.certFile)
 			if err != nil {
 				return res, fmt.Errorf("handshakes %s: %w", name, err)
@@ -340,7 +347,7 @@ func run(ctx context.Context, f runFlags) (*Results, error) {
 			rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 			for _, name := range order {
 				before := treeCPU(pids[name])
-				r, pct, err := e.loadgen(ctx, "-mode", "rate", "-url", urls[name], "-c", fmt.Sprint(f.conns),
+				r, pct, err := e.loadgen(ctx, keys[name], "-mode", "rate", "-url", urls[name], "-c", fmt.Sprint(f.conns),
 					"-rate", fmt.Sprintf("%.0f", lv.rate), "-d", olD.String(), "-warmup", "500ms", "-cacert", e.certFile)
 				if err != nil {
 					return res, fmt.Errorf("open loop %s: %w", name, err)
@@ -368,7 +375,7 @@ func (e *env) takeProfile(ctx context.Context, name string, src *profSource, liv
 	secs := max(3, min(10, int(f.duration.Seconds())))
 	done := make(chan error, 1)
 	go func() {
-		_, _, err := e.wrk(ctx, src.url, t.post, time.Duration(secs+2)*time.Second)
+		_, _, err := e.wrk(ctx, src.url, src.key, t.post, time.Duration(secs+2)*time.Second)
 		done <- err
 	}()
 	time.Sleep(time.Second)
@@ -433,16 +440,16 @@ func loadRun(name string, rep int, r loadgenResult, pct float64, cpu time.Durati
 
 // measure runs an unmeasured warm-up, then one measured wrk run, and reads
 // the proxy's and the upstream's CPU time around it.
-func (e *env) measure(ctx context.Context, t target, url string, pid, rep int, f runFlags) (Run, error) {
+func (e *env) measure(ctx context.Context, t target, url, key string, pid, rep int, f runFlags) (Run, error) {
 	name := t.name
 	if f.warmup > 0 {
-		if _, _, err := e.wrk(ctx, url, t.post, f.warmup); err != nil {
+		if _, _, err := e.wrk(ctx, url, key, t.post, f.warmup); err != nil {
 			return Run{}, err
 		}
 	}
 	p0, u0 := treeCPU(pid), treeCPU(e.upstreamPID)
 	start := time.Now()
-	w, pct, err := e.wrk(ctx, url, t.post, f.duration)
+	w, pct, err := e.wrk(ctx, url, key, t.post, f.duration)
 	if err != nil {
 		return Run{}, err
 	}

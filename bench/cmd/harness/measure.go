@@ -143,7 +143,7 @@ func (e *env) loadCmd(ctx context.Context, name string, args ...string) (out []b
 
 // wrk runs one closed-loop measurement of url; with post set it sends
 // POSTs instead of GETs.
-func (e *env) wrk(ctx context.Context, url string, post bool, d time.Duration) (wrkOut, float64, error) {
+func (e *env) wrk(ctx context.Context, url, key string, post bool, d time.Duration) (wrkOut, float64, error) {
 	script := "report.lua"
 	if post {
 		script = "post.lua"
@@ -151,7 +151,7 @@ func (e *env) wrk(ctx context.Context, url string, post bool, d time.Duration) (
 	secs := max(1, int(d.Round(time.Second).Seconds())) // wrk takes whole seconds
 	args := []string{"-t", strconv.Itoa(e.threads), "-c", strconv.Itoa(e.conns),
 		"-d", fmt.Sprintf("%ds", secs), "--timeout", "5s",
-		"-s", filepath.Join(e.dir, script), "-H", "X-API-Key: " + e.apiKey, url}
+		"-s", filepath.Join(e.dir, script), "-H", "X-API-Key: " + key, url}
 	out, pct, err := e.loadCmd(ctx, "wrk", args...)
 	if err != nil {
 		return wrkOut{}, 0, err
@@ -185,8 +185,8 @@ type loadgenResult struct {
 	FirstError string  `json:"first_error"`
 }
 
-func (e *env) loadgen(ctx context.Context, args ...string) (loadgenResult, float64, error) {
-	args = append(args, "-H", "X-API-Key: "+e.apiKey)
+func (e *env) loadgen(ctx context.Context, key string, args ...string) (loadgenResult, float64, error) {
+	args = append(args, "-H", "X-API-Key: "+key)
 	out, pct, err := e.loadCmd(ctx, e.bin("loadgen"), args...)
 	if err != nil {
 		return loadgenResult{}, 0, err

@@ -18,7 +18,10 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -54,12 +57,13 @@ type started struct {
 	url    string
 	config string
 	prof   *profSource // nil: this target cannot be profiled
+	key    string      // API key to send; empty: the run's shared key
 }
 
 // profSource says how to take a CPU profile of a target: load url while
 // fetching a profile from pprof, then symbolize it with bin.
 type profSource struct {
-	url, pprof, bin string
+	url, pprof, bin, key string
 }
 
 // env is the state shared by every target of one run.
@@ -74,6 +78,7 @@ type env struct {
 	upstreamTLS         string // HTTPS host:port for the direct target
 	upstreamPID         int
 	redisAddr           string
+	pgURL               string
 	profile             bool // start what -profile needs (pprof listeners, rampart twins)
 	procs               []*exec.Cmd
 	log                 io.Writer
@@ -94,6 +99,12 @@ func freeAddr() (string, error) {
 // spawn starts a server pinned to the proxy CPUs, its output going to
 // name.log in the work directory.
 func (e *env) spawn(name string, extraEnv []string, prog string, args ...string) (int, error) {
+	return e.spawnAs(name, nil, extraEnv, prog, args...)
+}
+
+// spawnAs is spawn with another user's credentials (PostgreSQL refuses
+// to run as root).
+func (e *env) spawnAs(name string, cred *syscall.Credential, extraEnv []string, prog string, args ...string) (int, error) {
 	logf, err := os.Create(filepath.Join(e.dir, name+".log"))
 	if err != nil {
 		return 0, err
@@ -103,7 +114,7 @@ func (e *env) spawn(name string, extraEnv []string, prog string, args ...string)
 	cmd.Env = append(os.Environ(), extraEnv...)
 	// Own process group, so a Ctrl-C on the harness reaches us first and
 	// we stop the servers in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return 0, fmt.Errorf("start %s: %w", name, err)
@@ -262,12 +273,69 @@ func (e *env) startRedis(ctx context.Context) error {
 	return nil
 }
 
+// startPostgres initialises and starts a throwaway PostgreSQL for the
+// PostgreSQL-store target, as the postgres user when run as root.
+func (e *env) startPostgres(ctx context.Context) error {
+	if e.pgURL != "" {
+		return nil
+	}
+	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
+	if len(bins) == 0 {
+		return errors.New("PostgreSQL is not installed (apt-get install postgresql)")
+	}
+	slices.Sort(bins)
+	binDir := filepath.Dir(bins[len(bins)-1])
+	var cred *syscall.Credential
+	dir := filepath.Join(e.dir, "pg")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			return fmt.Errorf("PostgreSQL cannot run as root and there is no postgres user: %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		if err := os.Chown(dir, uid, gid); err != nil {
+			return err
+		}
+		// The postgres user must be able to reach its directory.
+		for d := e.dir; d != "/" && d != "."; d = filepath.Dir(d) {
+			if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
+				_ = os.Chmod(d, fi.Mode().Perm()|0o011)
+			}
+		}
+	}
+	initdb := exec.CommandContext(ctx, filepath.Join(binDir, "initdb"), "-D", dir, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if out, err := initdb.CombinedOutput(); err != nil {
+		return fmt.Errorf("initdb: %w: %s", err, out)
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	pid, err := e.spawnAs("postgres", cred, nil, filepath.Join(binDir, "postgres"), "-D", dir, "-p", port,
+		"-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200")
+	if err != nil {
+		return err
+	}
+	if err := waitListening(ctx, addr, pid, filepath.Join(e.dir, "postgres.log")); err != nil {
+		return err
+	}
+	e.pgURL = fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable", addr)
+	return nil
+}
+
 // preflight sends one request as the load generators will and checks the
 // answer, so nothing is measured that does not work: status 200, the
 // upstream's body, the security headers; and 401 without the key where the
 // target authenticates. It returns the negotiated TLS parameters and the
 // security headers seen.
-func (e *env) preflight(t target, url string) (tlsDesc string, headers []string, err error) {
+func (e *env) preflight(t target, url, key string) (tlsDesc string, headers []string, err error) {
 	pool := x509.NewCertPool()
 	pemData, err := os.ReadFile(e.certFile)
 	if err != nil {
@@ -292,7 +360,7 @@ func (e *env) preflight(t target, url string) (tlsDesc string, headers []string,
 			return nil, nil, err
 		}
 		if withKey {
-			req.Header.Set("X-API-Key", e.apiKey)
+			req.Header.Set("X-API-Key", key)
 		}
 		resp, err := client.Do(req)
 		if err != nil {
@@ -347,9 +415,10 @@ func allTargets() []target {
 		{name: "floor-gogc400", desc: "the floor with GOGC=400", extra: true, headers: true, start: startFloor("tuned", "400")},
 		{name: "floor-default-transport", desc: "the floor with http.DefaultTransport (2 idle connections per host)", extra: true, headers: true, start: startFloor("default", "")},
 		{name: "rampart-headers", desc: "rampart serve, production mode, no auth routes, access log off", headers: true, start: startRampartHeaders},
-		{name: "rampart-full", desc: "rampart serve: TLS, headers, CORS, API-key auth, per-key rate limit, audit log to file (SQLite store, memory limits)", optional: true, headers: true, auth: true, start: startRampartFull(false, "rampart-full")},
-		{name: "rampart-full-post", desc: "rampart-full measured with 50-byte JSON POSTs, each recorded in the audit log before its answer goes out (audit.wait, the default)", optional: true, extra: true, headers: true, auth: true, post: true, start: startRampartFull(false, "rampart-full-post")},
-		{name: "rampart-full-redis", desc: "rampart-full with rate limits in Redis (redis-server on the proxy core)", optional: true, extra: true, headers: true, auth: true, start: startRampartFull(true, "rampart-full-redis")},
+		{name: "rampart-full", desc: "rampart serve: TLS, headers, CORS, API-key auth, per-key rate limit, audit log to file (SQLite store, memory limits)", optional: true, headers: true, auth: true, start: startRampartFull(fullOpts{}, "rampart-full")},
+		{name: "rampart-full-post", desc: "rampart-full measured with 50-byte JSON POSTs, each recorded in the audit log before its answer goes out (audit.wait, the default)", optional: true, extra: true, headers: true, auth: true, post: true, start: startRampartFull(fullOpts{}, "rampart-full-post")},
+		{name: "rampart-full-redis", desc: "rampart-full with rate limits in Redis (redis-server on the proxy core)", optional: true, extra: true, headers: true, auth: true, start: startRampartFull(fullOpts{redis: true}, "rampart-full-redis")},
+		{name: "rampart-full-redis-pg", desc: "rampart-full with rate limits in Redis and the PostgreSQL store (both on the proxy core), as several instances would run", optional: true, extra: true, headers: true, auth: true, start: startRampartFull(fullOpts{redis: true, postgres: true}, "rampart-full-redis-pg")},
 	}
 }
 
@@ -710,20 +779,38 @@ func (e *env) fullStack() (store, pepper, seal string, err error) {
 	return store, pepper, seal, nil
 }
 
-func startRampartFull(redis bool, name string) func(context.Context, *env) (started, error) {
+// fullOpts choose the full stack's shared-state backends.
+type fullOpts struct {
+	redis, postgres bool
+}
+
+func startRampartFull(o fullOpts, name string) func(context.Context, *env) (started, error) {
 	return func(ctx context.Context, e *env) (started, error) {
 		store, pepper, seal, err := e.fullStack()
 		if err != nil {
 			return started{}, err
 		}
+		key := ""
+		if o.postgres {
+			if err := e.startPostgres(ctx); err != nil {
+				return started{}, err
+			}
+			store = e.pgURL
+			if out, err := exec.CommandContext(ctx, e.bin("rampart"), "migrate", "--store", store).CombinedOutput(); err != nil {
+				return started{}, fmt.Errorf("rampart migrate: %w: %s", err, out)
+			}
+			if key, err = e.rampartKey(store, pepper); err != nil {
+				return started{}, err
+			}
+		}
 		redisConf := ""
-		if redis {
+		if o.redis {
 			if err := e.startRedis(ctx); err != nil {
 				return started{}, err
 			}
 			redisConf = fmt.Sprintf("redis:\n  url: redis://%s/0\n", e.redisAddr)
 		}
-		return e.startRampart(ctx, name, func(state, addr, admin string, profiling bool) string {
+		st, err := e.startRampart(ctx, name, func(state, addr, admin string, profiling bool) string {
 			return e.rampartBase(state, addr, admin, profiling) + fmt.Sprintf(`cors:
   allowed_origins: ["https://app.example.com"]
 store:
@@ -746,5 +833,7 @@ audit:
   enabled: true
 `, store, redisConf, pepper, seal)
 		})
+		st.key = key
+		return st, err
 	}
 }
