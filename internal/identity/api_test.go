@@ -534,3 +534,63 @@ func TestBadRequests(t *testing.T) {
 		t.Fatalf("unknown endpoint: %d", code)
 	}
 }
+
+func TestAccountChangesEndSessionsWithEvents(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(m *identity.Manager) error
+	}{
+		{"lock", func(m *identity.Manager) error { return m.Lock(context.Background(), "alice") }},
+		{"disable", func(m *identity.Manager) error {
+			return m.SetStatus(context.Background(), "alice", identity.StatusDisabled)
+		}},
+		{"reset MFA", func(m *identity.Manager) error { return m.ResetMFA(context.Background(), "alice") }},
+		{"delete", func(m *identity.Manager) error { return m.Delete(context.Background(), "alice") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			e.createUser("alice")
+			tk := e.login("alice", goodPassword)
+			if err := tt.change(e.svc.Manager()); err != nil {
+				t.Fatal(err)
+			}
+			if e.me(tk.AccessToken) != http.StatusUnauthorized {
+				t.Fatal("session survived")
+			}
+			if !slices.Contains(e.eventTypes(), identity.EventUserSessionsRevoked) {
+				t.Fatalf("events %v", e.eventTypes())
+			}
+			if code, _ := e.do("POST", "/.rampart/login", map[string]string{"username": "alice", "password": goodPassword}, ""); tt.name != "reset MFA" && code != http.StatusUnauthorized {
+				t.Fatalf("login after %s: %d", tt.name, code)
+			}
+		})
+	}
+}
+
+func TestExport(t *testing.T) {
+	e := newEnv(t, nil)
+	e.createUser("alice")
+	tk := e.login("alice", goodPassword)
+	_, codes := e.enrol(tk.AccessToken)
+	ch := e.login("alice", goodPassword)
+	if code, _ := e.verify(ch.MFAToken, codes[0]); code != http.StatusOK {
+		t.Fatal("backup code refused")
+	}
+	ex, err := e.svc.Manager().Export(context.Background(), "ALICE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := 0
+	for _, c := range ex.BackupCodes {
+		if c.UsedAt != nil {
+			used++
+		}
+	}
+	if ex.User.Username != "alice" || !ex.User.MFAEnabled || len(ex.Sessions) != 2 || len(ex.BackupCodes) != 10 || used != 1 || ex.User.LastLoginAt == nil {
+		t.Fatalf("export = %+v", ex)
+	}
+	if _, err := e.svc.Manager().Export(context.Background(), "nobody"); !errors.Is(err, identity.ErrNotFound) {
+		t.Fatalf("export unknown: %v", err)
+	}
+}

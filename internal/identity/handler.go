@@ -65,17 +65,36 @@ func (s *Service) Handler() http.Handler {
 	})
 }
 
-// Authenticate is the authenticator for routes with `auth: jwt`: it reads
-// `Authorization: Bearer <access token>` and returns the user's principal
-// (Kind "user", ID, username, permissions from roles, SessionID). Errors
-// wrap ErrUnauthenticated (answer 401), ErrMFARequired (403) or
+// Authenticate is the authenticator for routes that take people (auth:
+// jwt or session): it reads `Authorization: Bearer <access token>` or,
+// when there is no Authorization header, the session cookie the pages
+// set. It returns the user's principal (Kind "user", ID, username,
+// permissions from roles, SessionID), checking the session is still live
+// so logout and revocation take effect at once. A cookie-authenticated
+// request with an unsafe method from another site (Origin or
+// Sec-Fetch-Site) is refused, so cookies cannot be ridden by CSRF.
+// Errors wrap ErrUnauthenticated (answer 401), ErrMFARequired (403) or
 // ErrUnavailable (503).
 func (s *Service) Authenticate(r *http.Request) (reqinfo.Principal, error) {
-	tok, ok := bearer(r)
-	if !ok {
-		return reqinfo.Principal{}, fmt.Errorf("%w: no bearer token", ErrUnauthenticated)
+	if len(r.Header.Values("Authorization")) > 0 {
+		tok, ok := bearer(r)
+		if !ok {
+			return reqinfo.Principal{}, fmt.Errorf("%w: not a single bearer token", ErrUnauthenticated)
+		}
+		return s.AuthenticateToken(r.Context(), tok)
 	}
-	return s.AuthenticateToken(r.Context(), tok)
+	c, err := r.Cookie(cookieSession)
+	if err != nil {
+		return reqinfo.Principal{}, fmt.Errorf("%w: no bearer token or session cookie", ErrUnauthenticated)
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+	default:
+		if !sameOrigin(r) {
+			return reqinfo.Principal{}, fmt.Errorf("%w: cross-site request with a session cookie", ErrUnauthenticated)
+		}
+	}
+	return s.AuthenticateToken(r.Context(), c.Value)
 }
 
 // bearer returns the token of a single "Authorization: Bearer" header.

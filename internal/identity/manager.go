@@ -44,6 +44,10 @@ type ManagerOptions struct {
 	Roles map[string]reqinfo.Permission
 	// ResetTTL is the lifetime of a password reset token. Default 1h.
 	ResetTTL time.Duration
+	// OnEvent, if set, receives EventUserSessionsRevoked when an account
+	// change (lock, disable, reset, password change, delete) ends
+	// sessions, so WebSockets of those sessions can be closed.
+	OnEvent func(context.Context, Event)
 }
 
 // Manager administers accounts: create, lock, unlock, reset, export and
@@ -57,6 +61,7 @@ type Manager struct {
 	policy   PasswordPolicy
 	roles    map[string]reqinfo.Permission
 	resetTTL time.Duration
+	onEvent  func(context.Context, Event)
 }
 
 // NewManager checks opts and returns a Manager.
@@ -65,7 +70,7 @@ func NewManager(opts ManagerOptions) (*Manager, error) {
 		return nil, errors.New("identity: no store")
 	}
 	m := &Manager{store: opts.Store, now: opts.Now, rand: opts.Rand, cost: opts.BcryptCost,
-		policy: opts.Policy, roles: opts.Roles, resetTTL: opts.ResetTTL}
+		policy: opts.Policy, roles: opts.Roles, resetTTL: opts.ResetTTL, onEvent: opts.OnEvent}
 	if m.now == nil {
 		m.now = time.Now
 	}
@@ -247,11 +252,26 @@ func (m *Manager) SetStatus(ctx context.Context, username string, st Status) err
 		return fmt.Errorf("set status of %s: %w", u.Username, err)
 	}
 	if st != StatusActive {
-		if _, err := m.store.RevokeUserSessions(ctx, u.ID, "", now); err != nil {
-			return fmt.Errorf("revoke sessions of %s: %w", u.Username, err)
+		if err := m.revokeAll(ctx, u, "", now); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// revokeAll ends every session of u except keep and reports it.
+func (m *Manager) revokeAll(ctx context.Context, u User, keep string, now time.Time) error {
+	if _, err := m.store.RevokeUserSessions(ctx, u.ID, keep, now); err != nil {
+		return fmt.Errorf("revoke sessions of %s: %w", u.Username, err)
+	}
+	m.emit(ctx, Event{Type: EventUserSessionsRevoked, UserID: u.ID, Username: u.Username, SessionID: keep})
+	return nil
+}
+
+func (m *Manager) emit(ctx context.Context, ev Event) {
+	if m.onEvent != nil {
+		m.onEvent(ctx, ev)
+	}
 }
 
 // Lock locks the account until Unlock and ends its sessions.
@@ -295,8 +315,8 @@ func (m *Manager) ResetMFA(ctx context.Context, username string) error {
 	if err := m.store.ReplaceBackupCodes(ctx, u.ID, nil); err != nil {
 		return fmt.Errorf("reset MFA of %s: %w", u.Username, err)
 	}
-	if _, err := m.store.RevokeUserSessions(ctx, u.ID, "", now); err != nil {
-		return fmt.Errorf("revoke sessions of %s: %w", u.Username, err)
+	if err := m.revokeAll(ctx, u, "", now); err != nil {
+		return err
 	}
 	return nil
 }
@@ -335,8 +355,8 @@ func (m *Manager) setPassword(ctx context.Context, u User, password, keepSession
 	if err := m.store.UpdateUser(ctx, u); err != nil {
 		return fmt.Errorf("set password of %s: %w", u.Username, err)
 	}
-	if _, err := m.store.RevokeUserSessions(ctx, u.ID, keepSession, now); err != nil {
-		return fmt.Errorf("revoke sessions of %s: %w", u.Username, err)
+	if err := m.revokeAll(ctx, u, keepSession, now); err != nil {
+		return err
 	}
 	return nil
 }
@@ -469,5 +489,6 @@ func (m *Manager) Delete(ctx context.Context, username string) error {
 	if err := m.store.DeleteUser(ctx, u.ID); err != nil {
 		return fmt.Errorf("delete %s: %w", u.Username, err)
 	}
+	m.emit(ctx, Event{Type: EventUserSessionsRevoked, UserID: u.ID, Username: u.Username})
 	return nil
 }

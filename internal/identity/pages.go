@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/pquerna/otp"
@@ -69,6 +70,7 @@ func (s *Service) registerPages(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+b+"mfa", s.pageMFA)
 	mux.HandleFunc("POST "+b+"mfa", s.csrf(s.pageMFAPost))
 	mux.HandleFunc("GET "+b+"account", s.withPageCaller(s.pageAccount))
+	mux.HandleFunc("GET "+b+"refresh", s.withPageCaller(s.pageRefresh))
 	mux.HandleFunc("POST "+b+"sessions/revoke", s.csrf(s.withPageCaller(s.pageRevoke)))
 	mux.HandleFunc("POST "+b+"logout", s.csrf(s.withPageCaller(s.pageLogout)))
 	mux.HandleFunc("POST "+b+"mfa/enroll", s.csrf(s.withPageCaller(s.pageEnroll)))
@@ -310,6 +312,27 @@ func (s *Service) pageAccount(w http.ResponseWriter, r *http.Request, cl Caller)
 		d.Notice = "Session revoked."
 	}
 	s.render(w, r, http.StatusOK, "account", d)
+}
+
+// pageRefresh renews the session cookies (withPageCaller refreshes an
+// expired access cookie) and redirects to the local path in ?next, so a
+// browser app whose API calls got 401 can navigate here and come back.
+func (s *Service) pageRefresh(w http.ResponseWriter, r *http.Request, _ Caller) {
+	next := r.URL.Query().Get("next")
+	if !localPath(next) {
+		next = s.pagePath("account")
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// localPath accepts only a path on this host: "/x", not "//host/x",
+// "/\\host" or a URL with a scheme.
+func localPath(p string) bool {
+	if len(p) == 0 || len(p) > 2048 || p[0] != '/' || len(p) > 1 && (p[1] == '/' || p[1] == '\\') {
+		return false
+	}
+	u, err := url.Parse(p)
+	return err == nil && u.Scheme == "" && u.Host == "" && !strings.ContainsAny(p, "\\\r\n")
 }
 
 func (s *Service) pageRevoke(w http.ResponseWriter, r *http.Request, cl Caller) {

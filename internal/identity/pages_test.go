@@ -266,3 +266,68 @@ func TestPagesStaticAndUnauthenticated(t *testing.T) {
 		}
 	}
 }
+
+func TestAuthenticateWithSessionCookie(t *testing.T) {
+	e, newBrowser := newPagesEnv(t)
+	e.createUser("alice")
+	b := newBrowser()
+	login := b.get("/.rampart/ui/login")
+	checkPage(t, b.submit(login, "/.rampart/ui/login", url.Values{"username": {"alice"}, "password": {goodPassword}}), "/.rampart/ui/account")
+	u, _ := url.Parse(b.base)
+	var session *http.Cookie
+	for _, c := range b.client.Jar.Cookies(u) {
+		if c.Name == "__Host-rampart_session" {
+			session = c
+		}
+	}
+	if session == nil {
+		t.Fatal("no session cookie")
+	}
+	tests := []struct {
+		name   string
+		method string
+		hdr    map[string]string
+		ok     bool
+	}{
+		{"GET", "GET", nil, true},
+		{"POST same origin", "POST", map[string]string{"Sec-Fetch-Site": "same-origin"}, true},
+		{"POST no headers", "POST", nil, true},
+		{"POST cross-site", "POST", map[string]string{"Sec-Fetch-Site": "cross-site"}, false},
+		{"DELETE foreign origin", "DELETE", map[string]string{"Origin": "https://evil.example"}, false},
+		{"bad Authorization wins over cookie", "GET", map[string]string{"Authorization": "Basic eDp5"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(tt.method, "https://"+u.Host+"/api/x", nil)
+			r.AddCookie(&http.Cookie{Name: session.Name, Value: session.Value})
+			for k, v := range tt.hdr {
+				r.Header.Set(k, v)
+			}
+			p, err := e.svc.Authenticate(r)
+			if (err == nil) != tt.ok {
+				t.Fatalf("Authenticate = %+v, %v; want ok=%v", p, err, tt.ok)
+			}
+			if tt.ok && p.Name != "alice" {
+				t.Fatalf("principal %+v", p)
+			}
+		})
+	}
+
+	// ui/refresh renews an expired access cookie and goes back to a local path only.
+	e.clock.Advance(time.Hour)
+	b.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	for next, want := range map[string]string{
+		"/app/agents?page=2":    "/app/agents?page=2",
+		"//evil.example/":       "/.rampart/ui/account",
+		"https://evil.example/": "/.rampart/ui/account",
+	} {
+		resp, err := b.client.Get(b.base + "/.rampart/ui/refresh?next=" + url.QueryEscape(next))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != want {
+			t.Fatalf("refresh next=%q: %d %q", next, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+}

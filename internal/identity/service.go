@@ -82,6 +82,9 @@ const (
 	EventSessionEvicted  = "session.evicted"
 	EventPasswordChanged = "password.changed"
 	EventPasswordReset   = "password.reset"
+	// EventUserSessionsRevoked: every session of UserID ended, except
+	// SessionID when it is set.
+	EventUserSessionsRevoked = "sessions.revoked_all"
 )
 
 // Options configure a Service. Zero values take the defaults named.
@@ -228,7 +231,7 @@ func New(opts Options) (*Service, error) {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
 	m, err := NewManager(ManagerOptions{Store: o.Store, Now: o.Now, Rand: o.Rand, BcryptCost: o.BcryptCost,
-		Policy: o.Policy, Roles: o.Roles, ResetTTL: o.ResetTTL})
+		Policy: o.Policy, Roles: o.Roles, ResetTTL: o.ResetTTL, OnEvent: o.OnEvent})
 	if err != nil {
 		return nil, err
 	}
