@@ -171,16 +171,19 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f := g.o.OnOpen; f != nil {
 		f(ev)
 	}
-
-	c.relay()
-
-	g.remove(c)
-	release()
-	ev.Duration = g.o.Now().Sub(c.opened)
-	ev.Code, ev.Reason = c.code, c.reason
-	if f := g.o.OnClose; f != nil {
-		f(ev)
-	}
+	// The handler returns now: the connection is hijacked, and fresh
+	// goroutines hold far smaller stacks than the one that parsed the
+	// request and dialed the upstream (memory per idle connection).
+	go func() {
+		c.relay()
+		g.remove(c)
+		release()
+		ev.Duration = g.o.Now().Sub(c.opened)
+		ev.Code, ev.Reason = c.code, c.reason
+		if f := g.o.OnClose; f != nil {
+			f(ev)
+		}
+	}()
 }
 
 // refuseAfterUpgrade accepts the WebSocket and closes it with 1008 and a
