@@ -162,7 +162,7 @@ func run(ctx context.Context, f runFlags) (*Results, error) {
 		Date: time.Now().UTC().Format(time.RFC3339), Command: f.command, Quick: f.quick,
 		Reps: f.reps, DurationS: f.duration.Seconds(), WarmupS: f.warmup.Seconds(),
 		Conns: f.conns, Threads: f.threads, ProxyCPUs: f.proxyCPUs, LoadCPUs: f.loadCPUs,
-		Seed: f.seed, Machine: machine(), Versions: versions(f.binDir),
+		Seed: f.seed, Machine: machine(), Versions: versions(f.binDir), HSConns: f.hsConn,
 	}
 	if _, err := e.write("report.lua", wrkScript); err != nil {
 		return nil, err

@@ -29,6 +29,7 @@ type Results struct {
 	Order      [][]string        `json:"order"`
 	Runs       []Run             `json:"runs"`
 	Handshakes []LoadRun         `json:"handshakes,omitempty"`
+	HSConns    int               `json:"handshake_conns,omitempty"`
 	OpenLoop   []LoadRun         `json:"open_loop,omitempty"`
 	Notes      []string          `json:"notes,omitempty"`
 }
