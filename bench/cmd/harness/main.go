@@ -222,6 +222,12 @@ func run(ctx context.Context, f runFlags) (*Results, error) {
 		} else {
 			logf("starting %s", t.name)
 			st, err = t.start(ctx, e)
+			if err != nil && !t.optional && ctx.Err() == nil {
+				// A free port can be taken between our probe and the
+				// server's bind; one more try with new ports.
+				logf("%s did not start (%v); retrying once", t.name, err)
+				st, err = t.start(ctx, e)
+			}
 			info.Config = st.config
 		}
 		if st.key == "" {

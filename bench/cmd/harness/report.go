@@ -17,6 +17,7 @@ func reportCmd(args []string) error {
 	md := fs.String("md", "docs/BENCHMARKS.md", "Markdown file to write")
 	pngDir := fs.String("png", "docs/bench", "directory for the plots")
 	components := fs.String("components", "", "file with the component benchmark output to include")
+	notesFile := fs.String("notes", "", "hand-written analysis (Markdown, no figures) to include; the figures stay generated")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -46,11 +47,19 @@ func reportCmd(args []string) error {
 		}
 		comp = string(b)
 	}
+	var notes string
+	if *notesFile != "" {
+		b, err := os.ReadFile(*notesFile)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		notes = string(b)
+	}
 	rel, err := filepath.Rel(filepath.Dir(*md), *pngDir)
 	if err != nil {
 		rel = *pngDir
 	}
-	return os.WriteFile(*md, []byte(markdown(&res, plots, rel, comp)), 0o644)
+	return os.WriteFile(*md, []byte(markdown(&res, plots, rel, comp, notes)), 0o644)
 }
 
 // goal is one of issue 10's targets, checked against the medians.
@@ -106,7 +115,7 @@ func (g goal) verdict() string {
 	return fmt.Sprintf("missed by %.0f %%", 100*(g.value-g.want)/g.want)
 }
 
-func markdown(r *Results, plots []string, pngRel, components string) string {
+func markdown(r *Results, plots []string, pngRel, components, notes string) string {
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	sums := r.Summarize()
@@ -196,6 +205,12 @@ func markdown(r *Results, plots []string, pngRel, components string) string {
 		LoadTable(&b, runs, "req/s")
 		p("\n")
 	}
+	if strings.TrimSpace(notes) != "" {
+		p("## Analysis\n\n")
+		p("Hand-written in [bench/notes.md](%s/notes.md) and included as is; the figures it discusses are the generated ones above.\n\n", pngRel)
+		p("%s\n\n", strings.TrimSpace(notes))
+	}
+
 	profiled := false
 	for _, t := range r.Targets {
 		if t.Profile == "" {
