@@ -265,7 +265,6 @@ func New(o Options) (*Gate, error) {
 			// reads whole messages through coder/websocket's own.
 			ReadBufferSize:  1 << 10,
 			WriteBufferSize: 1 << 10,
-			MaxIdleConns:    -1,
 		}}
 	}
 	if o.Revocations != nil {

@@ -1,11 +1,14 @@
 package wsgate_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -574,4 +577,45 @@ func TestOptionsValidation(t *testing.T) {
 			t.Errorf("upstream %q accepted", up)
 		}
 	}
+}
+
+// expiredDeadlines hijacks like a server whose read and write timeouts
+// have passed: the connection it returns has deadlines in the past.
+type expiredDeadlines struct{ http.ResponseWriter }
+
+func (w expiredDeadlines) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		_ = nc.SetDeadline(time.Unix(1, 0))
+	}
+	return nc, rw, err
+}
+
+// TestServerDeadlinesCleared: http.Server's ReadTimeout and WriteTimeout
+// leave deadlines on a hijacked connection; the gate clears them so a
+// socket outlives them.
+func TestServerDeadlinesCleared(t *testing.T) {
+	up := wsgatetest.NewUpstream(t)
+	tk := newTickets(t, wsgate.TicketsOptions{Log: quiet})
+	g, err := wsgate.New(wsgate.Options{Tickets: tk, NewTicker: wsgatetest.NewTicker().New, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := g.Handler(wsgate.RouteOptions{Name: "ws", Upstream: up.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(wsgatetest.WithPrincipal(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == wsgatetest.TicketPath {
+			tk.Handler().ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(expiredDeadlines{w}, r)
+	})))
+	defer srv.Close()
+	defer g.Shutdown(context.Background())
+	s := &wsgatetest.Server{URL: srv.URL, Gate: g, Tickets: tk}
+	c := s.Connect(t, "k1", nil)
+	echo(t, c, websocket.MessageText, []byte("past the server's deadlines"))
+	_ = c.Close(websocket.StatusNormalClosure, "")
 }

@@ -37,8 +37,8 @@ type TicketsOptions struct {
 }
 
 // Tickets is a wsgate.TicketStore in Redis. Tickets are stored under
-// <prefix>wst:<hash of the ticket> with a PX expiry and redeemed with
-// GETDEL, so of any number of concurrent redemptions on any instances
+// <prefix>wst:<hash of the ticket> by SET PX NX and redeemed with GETDEL
+// (Redis 6.2 or later), so of any number of concurrent redemptions on any instances
 // exactly one succeeds.
 type Tickets struct {
 	c      goredis.UniversalClient
@@ -64,12 +64,13 @@ func (t *Tickets) Issue(ctx context.Context, key string, g wsgate.Grant, ttl tim
 	if err != nil {
 		return fmt.Errorf("encode grant: %w", err)
 	}
-	ok, err := t.c.SetNX(ctx, t.key(key), b, ttl).Result()
-	if err != nil {
-		return fmt.Errorf("redis issue ticket: %w", err)
-	}
-	if !ok {
+	ms := max(ttl.Milliseconds(), 1)
+	err = t.c.Do(ctx, "SET", t.key(key), b, "PX", ms, "NX").Err()
+	switch {
+	case errors.Is(err, goredis.Nil):
 		return errors.New("redis issue ticket: key already exists")
+	case err != nil:
+		return fmt.Errorf("redis issue ticket: %w", err)
 	}
 	return nil
 }
