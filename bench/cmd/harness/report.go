@@ -256,7 +256,7 @@ func markdown(r *Results, plots []string, pngRel, components, notes string) stri
 	p("- Full stack on the PostgreSQL store: the harness starts Redis but not PostgreSQL; cached keys make the store matter only on a cache miss.\n\n")
 
 	p("## Component benchmarks\n\n")
-	p("Micro-benchmarks of the packages on the request path, from the same `scripts/bench --report` run. Other issues add theirs here by adding the package to the command in scripts/bench.\n\n")
+	p("Micro-benchmarks of the packages on the request path (key verification, limiter, headers, audit, metrics middleware, WebSocket relay memory), from the same `scripts/bench --report` run. Other issues add theirs by adding the package to the list in scripts/bench.\n\n")
 	if strings.TrimSpace(components) == "" {
 		p("Not run (the report was rendered without `-components`).\n")
 	} else {
