@@ -304,7 +304,9 @@ type RouteOptions struct {
 // Handler returns the handler for one WebSocket route. The integrator
 // routes requests for the route to it instead of the reverse proxy, behind
 // reqinfo.Middleware (for the client IP and request ID) but not behind
-// API-key authentication: the ticket is the credential.
+// API-key authentication: the ticket is the credential. On success the
+// handler sets the Info's Principal and returns once the upgrade is done;
+// the relay runs on its own goroutines until OnClose.
 func (g *Gate) Handler(ro RouteOptions) (http.Handler, error) {
 	u, err := url.Parse(ro.Upstream)
 	if err != nil {

@@ -296,6 +296,35 @@ func TestClientCloseCodePassesUpstream(t *testing.T) {
 	}
 }
 
+func TestUnexpectedEnds(t *testing.T) {
+	t.Run("upstream drops", func(t *testing.T) {
+		e := newEnv(t, nil)
+		c := e.Connect(t, "k1", nil)
+		if err := c.Write(ctxT(t), websocket.MessageText, []byte("drop")); err != nil {
+			t.Fatal(err)
+		}
+		if code, reason := closeCode(t, c); code != websocket.StatusBadGateway || reason != "upstream gone" {
+			t.Errorf("client got %d %q, want 1014", code, reason)
+		}
+		if ev := e.ev.nextClose(t); ev.Reason != wsgate.ReasonUpstreamGone || ev.Code != 1014 {
+			t.Errorf("OnClose %+v", ev)
+		}
+	})
+	t.Run("client drops", func(t *testing.T) {
+		e := newEnv(t, nil)
+		c := e.Connect(t, "k1", nil)
+		<-e.up.Opened
+		echo(t, c, websocket.MessageText, []byte("x"))
+		_ = c.CloseNow()
+		if code := <-e.up.Ended; code != websocket.StatusGoingAway {
+			t.Errorf("upstream got %d, want 1001", code)
+		}
+		if ev := e.ev.nextClose(t); ev.Reason != wsgate.ReasonClientGone || ev.Code != 0 {
+			t.Errorf("OnClose %+v", ev)
+		}
+	})
+}
+
 func TestPerPrincipalCap(t *testing.T) {
 	e := newEnv(t, nil)
 	for range wsgate.DefaultMaxPerPrincipal {
@@ -523,7 +552,14 @@ func TestShutdown(t *testing.T) {
 	echo(t, c, websocket.MessageText, []byte("x"))
 	tk := e.Ticket(t, "k1")
 	got := make(chan websocket.StatusCode, 1)
-	go func() { code, _ := closeCode(t, c); got <- code }() // answers the close handshake
+	go func() { // reading answers the close handshake
+		for {
+			if _, _, err := c.Read(context.Background()); err != nil {
+				got <- websocket.CloseStatus(err)
+				return
+			}
+		}
+	}()
 	if err := e.Gate.Shutdown(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}

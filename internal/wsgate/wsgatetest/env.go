@@ -35,6 +35,7 @@ type Handshake struct {
 // with its type, except text commands:
 //
 //	close <code> <reason>   close with that code
+//	drop                    drop the connection without a close frame
 //	send <n> text|binary    send a message of n bytes
 //
 // The path /mute answers no pings.
@@ -93,6 +94,10 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 				code, _ := strconv.Atoi(f[1])
 				_ = c.Close(websocket.StatusCode(code), strings.Join(f[2:], " "))
 				u.Ended <- websocket.StatusCode(code)
+				return
+			case len(f) == 1 && f[0] == "drop":
+				_ = c.CloseNow()
+				u.Ended <- -1
 				return
 			case len(f) == 3 && f[0] == "send":
 				n, _ := strconv.Atoi(f[1])
