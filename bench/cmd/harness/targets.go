@@ -414,7 +414,8 @@ func allTargets() []target {
 		{name: "floor", desc: "bare Go httputil.ReverseProxy, tuned transport, headers-only middleware", headers: true, start: startFloor("tuned", "")},
 		{name: "floor-gogc400", desc: "the floor with GOGC=400", extra: true, headers: true, start: startFloor("tuned", "400")},
 		{name: "floor-default-transport", desc: "the floor with http.DefaultTransport (2 idle connections per host)", extra: true, headers: true, start: startFloor("default", "")},
-		{name: "rampart-headers", desc: "rampart serve, production mode, no auth routes, access log off", headers: true, start: startRampartHeaders},
+		{name: "rampart-headers", desc: "rampart serve, production mode, no auth routes, access log off", headers: true, start: startRampartHeaders("rampart-headers")},
+		{name: "rampart-headers-gogc400", desc: "rampart-headers with GOGC=400, to weigh a GC default", extra: true, headers: true, start: startRampartHeaders("rampart-headers-gogc400", "GOGC=400")},
 		{name: "rampart-full", desc: "rampart serve: TLS, headers, CORS, API-key auth, per-key rate limit, audit log to file (SQLite store, memory limits)", optional: true, headers: true, auth: true, start: startRampartFull(fullOpts{}, "rampart-full")},
 		{name: "rampart-full-post", desc: "rampart-full measured with 50-byte JSON POSTs, each recorded in the audit log before its answer goes out (audit.wait, the default)", optional: true, extra: true, headers: true, auth: true, post: true, start: startRampartFull(fullOpts{}, "rampart-full-post")},
 		{name: "rampart-full-redis", desc: "rampart-full with rate limits in Redis (redis-server on the proxy core)", optional: true, extra: true, headers: true, auth: true, start: startRampartFull(fullOpts{redis: true}, "rampart-full-redis")},
@@ -675,7 +676,7 @@ type rampartConf func(state, addr, admin string, profiling bool) string
 // startRampart checks and starts one rampart instance; with -profile it
 // also starts a development-mode twin with pprof, so the measured instance
 // runs exactly the production config.
-func (e *env) startRampart(ctx context.Context, name string, conf rampartConf) (started, error) {
+func (e *env) startRampart(ctx context.Context, name string, conf rampartConf, extraEnv ...string) (started, error) {
 	run := func(name string, profiling bool) (started, string, error) {
 		addr, err := freeAddr()
 		if err != nil {
@@ -697,7 +698,10 @@ func (e *env) startRampart(ctx context.Context, name string, conf rampartConf) (
 		if out, err := exec.Command(e.bin("rampart"), "config", "check", "-c", path).CombinedOutput(); err != nil {
 			return started{}, "", fmt.Errorf("rampart config check: %s", strings.TrimSpace(string(out)))
 		}
-		pid, err := e.startAndWait(ctx, name, nil, addr, e.bin("rampart"), "serve", "-c", path)
+		pid, err := e.startAndWait(ctx, name, extraEnv, addr, e.bin("rampart"), "serve", "-c", path)
+		if len(extraEnv) > 0 {
+			text = "# environment: " + strings.Join(extraEnv, " ") + "\n" + text
+		}
 		return started{pid: pid, url: "https://" + addr + "/", config: text}, admin, err
 	}
 	st, _, err := run(name, false)
@@ -712,19 +716,25 @@ func (e *env) startRampart(ctx context.Context, name string, conf rampartConf) (
 	return st, nil
 }
 
-func startRampartHeaders(ctx context.Context, e *env) (started, error) {
-	seal, err := e.secretFile("rampart-headers-seal")
+func startRampartHeaders(name string, extraEnv ...string) func(context.Context, *env) (started, error) {
+	return func(ctx context.Context, e *env) (started, error) {
+		return e.startRampartHeaders(ctx, name, extraEnv...)
+	}
+}
+
+func (e *env) startRampartHeaders(ctx context.Context, name string, extraEnv ...string) (started, error) {
+	seal, err := e.secretFile(name + "-seal")
 	if err != nil {
 		return started{}, err
 	}
-	return e.startRampart(ctx, "rampart-headers", func(state, addr, admin string, profiling bool) string {
+	return e.startRampart(ctx, name, func(state, addr, admin string, profiling bool) string {
 		return e.rampartBase(state, addr, admin, profiling) + fmt.Sprintf(`secrets:
   audit_seal_key: file:%s
 routes:
   - name: all
     path: /*
 `, seal)
-	})
+	}, extraEnv...)
 }
 
 // rampartKey creates the benchmark's API key in the full-stack store, once;
