@@ -228,7 +228,9 @@ func run(ctx context.Context, f runFlags) (*Results, error) {
 				logf("%s did not start (%v); retrying once", t.name, err)
 				st, err = t.start(ctx, e)
 			}
-			info.Config = st.config
+			// The key is thrown away with the run, but a committed report
+			// must not carry anything a secret scanner flags.
+			info.Config = strings.ReplaceAll(st.config, e.apiKey, "<the run's API key>")
 		}
 		if st.key == "" {
 			st.key = e.apiKey
