@@ -527,6 +527,30 @@ func TestCloseKey(t *testing.T) {
 	}
 }
 
+func TestCloseSession(t *testing.T) {
+	e := newEnv(t, nil)
+	dial := func(user, session string) *websocket.Conn {
+		tk := e.TicketWith(t, http.Header{wsgatetest.UserHeader: {user}, wsgatetest.SessionHeader: {session}})
+		c, _, err := e.Dial(ctxT(t), "/ws?ticket="+tk, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.CloseNow() })
+		echo(t, c, websocket.MessageText, []byte("x"))
+		return c
+	}
+	ended, other := dial("u1", "sess-ended"), dial("u1", "sess-other")
+	hs := <-e.up.Opened
+	if hs.Header.Get(wsgate.HeaderUser) != "u1" || hs.KeyID != "" {
+		t.Errorf("upstream saw user %q key %q", hs.Header.Get(wsgate.HeaderUser), hs.KeyID)
+	}
+	e.Gate.CloseSession("sess-ended")
+	if code, _ := closeCode(t, ended); code != websocket.StatusPolicyViolation {
+		t.Errorf("ended session's socket got %d, want 1008", code)
+	}
+	echo(t, other, websocket.MessageText, []byte("other session unaffected"))
+}
+
 func TestMessageRate(t *testing.T) {
 	lim, err := ratelimit.ParseLimit("2/s")
 	if err != nil {

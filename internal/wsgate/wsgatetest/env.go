@@ -117,19 +117,28 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// PrincipalHeader names the test principal's key ID for WithPrincipal.
-const PrincipalHeader = "X-Test-Key-ID"
+// Headers WithPrincipal reads: the test principal's key ID, or a user ID
+// and session ID.
+const (
+	PrincipalHeader = "X-Test-Key-ID"
+	UserHeader      = "X-Test-User-ID"
+	SessionHeader   = "X-Test-Session-ID"
+)
 
 // WithPrincipal stands in for reqinfo.Middleware and authentication: it
 // puts an Info in the context with the peer address as client IP, and,
 // when the request has PrincipalHeader, an API-key principal with read
-// permission and that ID.
+// permission and that ID, or with UserHeader a user principal with the
+// session in SessionHeader.
 func WithPrincipal(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		info := &reqinfo.Info{ID: "test-request", Start: time.Now()}
 		info.ClientIP, _ = clientip.Peer(r.RemoteAddr)
 		if id := r.Header.Get(PrincipalHeader); id != "" {
 			info.Principal = reqinfo.Principal{Kind: "api_key", ID: id, Name: "test " + id, Permissions: reqinfo.PermRead}
+		}
+		if id := r.Header.Get(UserHeader); id != "" {
+			info.Principal = reqinfo.Principal{Kind: "user", ID: id, Name: "user " + id, Permissions: reqinfo.PermRead, SessionID: r.Header.Get(SessionHeader)}
 		}
 		next.ServeHTTP(w, r.WithContext(reqinfo.With(r.Context(), info)))
 	})
@@ -169,8 +178,14 @@ func NewServer(t testing.TB, g *wsgate.Gate, tk *wsgate.Tickets, ro wsgate.Route
 // Ticket asks the server for a ticket as keyID.
 func (s *Server) Ticket(t testing.TB, keyID string) string {
 	t.Helper()
+	return s.TicketWith(t, http.Header{PrincipalHeader: {keyID}})
+}
+
+// TicketWith asks the server for a ticket with the given request headers.
+func (s *Server) TicketWith(t testing.TB, h http.Header) string {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, s.URL+TicketPath, nil)
-	req.Header.Set(PrincipalHeader, keyID)
+	req.Header = h
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
