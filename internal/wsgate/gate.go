@@ -125,10 +125,11 @@ type Options struct {
 	// Revocations, when set, fans CloseKey and CloseSession out to every
 	// instance; without it they act on this instance only.
 	Revocations Revocations
-	// CheckOrigin reports whether a browser Origin may connect; the
-	// integrator passes the CORS allowlist. Requests without an Origin
-	// header (non-browser clients) are not checked. When nil, only an
-	// Origin whose host equals the request's Host is allowed.
+	// CheckOrigin reports whether a cross-origin browser Origin may
+	// connect; the integrator passes the CORS allowlist. An Origin whose
+	// host equals the request's Host (same origin) is always allowed, and
+	// requests without an Origin header (non-browser clients) are not
+	// checked. When nil, only same-origin browsers may connect.
 	CheckOrigin func(origin string) bool
 	// MaxPerPrincipal caps open connections per principal (default 10);
 	// MaxTotal caps them in total (default 1000). Negative: no cap.

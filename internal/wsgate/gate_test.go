@@ -188,13 +188,15 @@ func TestHandshakeRefusals(t *testing.T) {
 			t.Errorf("status %d, want 426", resp.StatusCode)
 		}
 	})
-	t.Run("allowed origin", func(t *testing.T) {
-		c, _, err := e.Dial(ctxT(t), "/ws?ticket="+e.Ticket(t, "k1"), &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"https://app.example"}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = c.Close(websocket.StatusNormalClosure, "")
-	})
+	for _, origin := range []string{"https://app.example", "http://" + strings.TrimPrefix(e.URL, "http://")} {
+		t.Run("allowed origin "+origin, func(t *testing.T) {
+			c, _, err := e.Dial(ctxT(t), "/ws?ticket="+e.Ticket(t, "k1"), &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {origin}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = c.Close(websocket.StatusNormalClosure, "")
+		})
+	}
 }
 
 func TestDefaultOriginIsSameHost(t *testing.T) {

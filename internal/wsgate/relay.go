@@ -66,11 +66,7 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	origin := r.Header.Get("Origin")
 	if origin != "" {
-		ok := sameHost(origin, r.Host)
-		if g.o.CheckOrigin != nil {
-			ok = g.o.CheckOrigin(origin)
-		}
-		if !ok {
+		if !sameHost(origin, r.Host) && (g.o.CheckOrigin == nil || !g.o.CheckOrigin(origin)) {
 			h.refuse(w, r, ev, http.StatusForbidden, OutcomeOriginForbidden, "this origin may not open WebSockets")
 			return
 		}
