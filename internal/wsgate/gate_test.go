@@ -225,7 +225,7 @@ func TestRoutePermission(t *testing.T) {
 
 func TestRelay(t *testing.T) {
 	e := newEnv(t, nil)
-	c, resp, err := e.Dial(ctxT(t), "/ws/stream?ticket="+e.Ticket(t, "k_relay")+"&topic=a%20b&x=1", &websocket.DialOptions{
+	c, resp, err := e.Dial(ctxT(t), "/ws/stream/a%2Fb?ticket="+e.Ticket(t, "k_relay")+"&topic=a%20b&x=1", &websocket.DialOptions{
 		Subprotocols: []string{"v1.rampart", "other"},
 		HTTPHeader:   http.Header{"X-Api-Key": {"must-not-pass"}, "Cookie": {"s=1"}},
 	})
@@ -238,7 +238,7 @@ func TestRelay(t *testing.T) {
 		t.Errorf("subprotocol %q/%q, want v1.rampart chosen by the upstream", got, c.Subprotocol())
 	}
 	hs := <-e.up.Opened
-	if hs.Path != "/ws/stream" || hs.Query != "topic=a%20b&x=1" {
+	if hs.Path != "/ws/stream/a%2Fb" || hs.Query != "topic=a%20b&x=1" {
 		t.Errorf("upstream saw %s?%s, want the path and the query without the ticket", hs.Path, hs.Query)
 	}
 	if hs.KeyID != "k_relay" || hs.Subprotocol != "v1.rampart" {
@@ -680,4 +680,17 @@ func TestServerDeadlinesCleared(t *testing.T) {
 	c := s.Connect(t, "k1", nil)
 	echo(t, c, websocket.MessageText, []byte("past the server's deadlines"))
 	_ = c.Close(websocket.StatusNormalClosure, "")
+}
+
+func TestUpstreamBasePath(t *testing.T) {
+	var base string
+	e := newEnv(t, func(_ *wsgate.Options, ro *wsgate.RouteOptions) {
+		ro.Upstream = strings.Replace(ro.Upstream, "http://", "ws://", 1) + "/api/"
+		base = ro.Upstream
+	})
+	c := e.Connect(t, "k1", nil)
+	echo(t, c, websocket.MessageText, []byte("x"))
+	if hs := <-e.up.Opened; hs.Path != "/api/ws" {
+		t.Errorf("upstream %s saw path %q, want /api/ws", base, hs.Path)
+	}
 }

@@ -205,8 +205,8 @@ func (h *routeHandler) refuseAfterUpgrade(w http.ResponseWriter, r *http.Request
 // dial opens the upstream WebSocket for r.
 func (h *routeHandler) dial(r *http.Request, c *conn, rawQuery string) (*websocket.Conn, error) {
 	u := *h.base
-	u.Path = strings.TrimSuffix(u.Path, "/") + r.URL.Path
-	u.RawPath = ""
+	u.Path = strings.TrimSuffix(h.base.Path, "/") + r.URL.Path
+	u.RawPath = strings.TrimSuffix(h.base.EscapedPath(), "/") + r.URL.EscapedPath()
 	u.RawQuery = rawQuery
 	hdr := http.Header{}
 	switch c.principal.Kind {

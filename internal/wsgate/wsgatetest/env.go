@@ -24,7 +24,7 @@ const Timeout = 20 * time.Second
 
 // Handshake is what the upstream saw when a connection was opened.
 type Handshake struct {
-	Path        string
+	Path        string // escaped
 	Query       string
 	KeyID       string
 	Subprotocol string
@@ -78,7 +78,7 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.SetReadLimit(4 << 20)
-	u.Opened <- Handshake{Path: r.URL.Path, Query: r.URL.RawQuery, KeyID: r.Header.Get(wsgate.HeaderKeyID), Subprotocol: c.Subprotocol(), Header: r.Header.Clone()}
+	u.Opened <- Handshake{Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, KeyID: r.Header.Get(wsgate.HeaderKeyID), Subprotocol: c.Subprotocol(), Header: r.Header.Clone()}
 	ctx := context.Background()
 	for {
 		typ, msg, err := c.Read(ctx)
