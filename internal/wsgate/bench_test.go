@@ -139,19 +139,17 @@ func drain(up *wsgatetest.Upstream) {
 	}()
 }
 
-// BenchmarkRelayThroughput streams 1 KiB binary messages to the echo
-// upstream and reads the echoes back, directly and through the gate, in
-// the same run.
-//
-//	go test -run '^$' -bench RelayThroughput ./internal/wsgate/
-func BenchmarkRelayThroughput(b *testing.B) {
+// benchDials returns the direct and relayed dialers of the benchmarks.
+func benchDials(b *testing.B) []struct {
+	name string
+	dial func() (*websocket.Conn, error)
+} {
 	up := wsgatetest.NewUpstream(b)
 	drain(up)
 	srv := newBenchGate(b, up)
 	wsURL := "ws" + strings.TrimPrefix(up.URL, "http")
-	msg := make([]byte, 1024)
 	ctx := context.Background()
-	for _, bc := range []struct {
+	return []struct {
 		name string
 		dial func() (*websocket.Conn, error)
 	}{
@@ -163,7 +161,45 @@ func BenchmarkRelayThroughput(b *testing.B) {
 			c, _, err := srv.Dial(ctx, "/ws?ticket="+srv.Ticket(b, "k_bench"), nil)
 			return c, err
 		}},
-	} {
+	}
+}
+
+// BenchmarkRelayRoundTrip sends one 1 KiB message at a time and waits for
+// its echo, directly and through the gate: the latency the relay adds.
+//
+//	go test -run '^$' -bench RelayRoundTrip ./internal/wsgate/
+func BenchmarkRelayRoundTrip(b *testing.B) {
+	msg := make([]byte, 1024)
+	ctx := context.Background()
+	for _, bc := range benchDials(b) {
+		b.Run(bc.name, func(b *testing.B) {
+			c, err := bc.dial()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.CloseNow()
+			b.SetBytes(int64(len(msg)))
+			for b.Loop() {
+				if err := c.Write(ctx, websocket.MessageBinary, msg); err != nil {
+					b.Fatal(err)
+				}
+				if _, _, err := c.Read(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRelayThroughput streams 1 KiB binary messages to the echo
+// upstream and reads the echoes back, directly and through the gate, in
+// the same run.
+//
+//	go test -run '^$' -bench RelayThroughput ./internal/wsgate/
+func BenchmarkRelayThroughput(b *testing.B) {
+	msg := make([]byte, 1024)
+	ctx := context.Background()
+	for _, bc := range benchDials(b) {
 		b.Run(bc.name, func(b *testing.B) {
 			c, err := bc.dial()
 			if err != nil {
