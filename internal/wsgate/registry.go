@@ -78,10 +78,3 @@ func (m *MemoryRegistry) Release(_ context.Context, s Slot) error {
 	m.total--
 	return nil
 }
-
-// Count returns the connections counted for principal and in total.
-func (m *MemoryRegistry) Count(principal string) (forPrincipal, total int) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.by[principal], m.total
-}
