@@ -594,3 +594,100 @@ func TestExport(t *testing.T) {
 		t.Fatalf("export unknown: %v", err)
 	}
 }
+
+func TestTrustedDevices(t *testing.T) {
+	e := newEnv(t, func(o *identity.Options) { o.TrustedDeviceTTL = 7 * 24 * time.Hour })
+	e.createUser("alice", "admin")
+	e.createUser("bob")
+	secret, _ := e.enrol(e.login("alice", goodPassword).AccessToken)
+	bobSecret, _ := e.enrol(e.login("bob", goodPassword).AccessToken)
+
+	// verify with remember_device returns a device token.
+	remember := func(user, sec string) string {
+		t.Helper()
+		e.clock.Advance(30 * time.Second)
+		ch := e.login(user, goodPassword)
+		code, _ := identity.TOTPCode(sec, e.clock.Now())
+		status, body := e.do("POST", "/.rampart/mfa/verify", map[string]any{"mfa_token": ch.MFAToken, "code": code, "remember_device": true}, "")
+		if status != http.StatusOK {
+			t.Fatalf("verify: %d %s", status, body)
+		}
+		v := decode[struct {
+			DeviceToken string `json:"device_token"`
+		}](t, body)
+		if !strings.HasPrefix(v.DeviceToken, "dv_") {
+			t.Fatalf("device token %q", v.DeviceToken)
+		}
+		return v.DeviceToken
+	}
+	loginWith := func(user, device string) tokens {
+		t.Helper()
+		status, body := e.do("POST", "/.rampart/login", map[string]string{"username": user, "password": goodPassword, "device_token": device}, "")
+		if status != http.StatusOK {
+			t.Fatalf("login: %d %s", status, body)
+		}
+		return decode[tokens](t, body)
+	}
+	dev := remember("alice", secret)
+	bobDev := remember("bob", bobSecret)
+
+	tk := loginWith("alice", dev)
+	if tk.MFARequired || tk.AccessToken == "" {
+		t.Fatalf("trusted device still asked for MFA: %+v", tk)
+	}
+	if _, err := e.svc.AuthenticateToken(context.Background(), tk.AccessToken); err != nil {
+		t.Fatalf("admin on a trusted device: %v", err)
+	}
+	for name, d := range map[string]string{"another user's device": bobDev, "garbage": "dv_nope", "empty": ""} {
+		if tk := loginWith("alice", d); !tk.MFARequired {
+			t.Fatalf("%s skipped MFA", name)
+		}
+	}
+	// A trusted device never replaces the password.
+	if code, _ := e.do("POST", "/.rampart/login", map[string]string{"username": "alice", "password": "wrong password!!", "device_token": dev}, ""); code != http.StatusUnauthorized {
+		t.Fatalf("wrong password with a trusted device: %d", code)
+	}
+
+	// forget → MFA again.
+	if code, _ := e.do("POST", "/.rampart/devices/forget", nil, tk.AccessToken); code != http.StatusNoContent {
+		t.Fatalf("forget: %d", code)
+	}
+	if tk := loginWith("alice", dev); !tk.MFARequired {
+		t.Fatal("forgotten device skipped MFA")
+	}
+
+	// Expiry.
+	dev = remember("alice", secret)
+	e.clock.Advance(7 * 24 * time.Hour)
+	if tk := loginWith("alice", dev); !tk.MFARequired {
+		t.Fatal("expired device skipped MFA")
+	}
+
+	// A password change forgets devices.
+	dev = remember("alice", secret)
+	cur := loginWith("alice", dev)
+	if code, _ := e.do("POST", "/.rampart/password/change", map[string]string{"current_password": goodPassword, "new_password": "a fresh long passphrase"}, cur.AccessToken); code != http.StatusNoContent {
+		t.Fatalf("password change: %d", code)
+	}
+	if _, body := e.do("POST", "/.rampart/login", map[string]string{"username": "alice", "password": "a fresh long passphrase", "device_token": dev}, ""); !strings.Contains(string(body), "mfa_required") {
+		t.Fatalf("device survived a password change: %s", body)
+	}
+
+	ex, err := e.svc.Manager().Export(context.Background(), "alice")
+	if err != nil || len(ex.TrustedDevices) != 3 {
+		t.Fatalf("export devices: %d, %v", len(ex.TrustedDevices), err)
+	}
+}
+
+func TestTrustedDevicesDisabled(t *testing.T) {
+	e := newEnv(t, func(o *identity.Options) { o.DisableTrustedDevices = true })
+	e.createUser("alice")
+	secret, _ := e.enrol(e.login("alice", goodPassword).AccessToken)
+	e.clock.Advance(30 * time.Second)
+	ch := e.login("alice", goodPassword)
+	code, _ := identity.TOTPCode(secret, e.clock.Now())
+	status, body := e.do("POST", "/.rampart/mfa/verify", map[string]any{"mfa_token": ch.MFAToken, "code": code, "remember_device": true}, "")
+	if status != http.StatusOK || strings.Contains(string(body), "device_token") {
+		t.Fatalf("verify: %d %s", status, body)
+	}
+}

@@ -22,8 +22,8 @@ const maxBodyBytes = 16 << 10
 // public listener, inside reqinfo.Middleware so client IPs resolve through
 // trusted proxies:
 //
-//	POST   login            {"username","password"} → tokens | {"mfa_required":true,"mfa_token"}
-//	POST   mfa/verify       {"mfa_token","code"} → tokens (TOTP or backup code)
+//	POST   login            {"username","password"[,"device_token"]} → tokens | {"mfa_required":true,"mfa_token"}
+//	POST   mfa/verify       {"mfa_token","code"[,"remember_device"]} → tokens [+ "device_token"]
 //	POST   token/refresh    {"refresh_token"} → tokens (rotated)
 //	POST   logout           bearer → 204
 //	GET    sessions         bearer → {"sessions":[...]}
@@ -32,6 +32,7 @@ const maxBodyBytes = 16 << 10
 //	POST   mfa/confirm      bearer {"code"} → {"backup_codes":[...]}
 //	POST   password/change  bearer {"current_password","new_password"} → 204
 //	POST   password/reset   {"token","new_password"} → 204
+//	POST   devices/forget   bearer → 204 (every trusted device asks for MFA again)
 //
 // POST bodies must be application/json (so a cross-site form cannot send
 // them), at most 16 KiB, with no unknown fields.
@@ -55,6 +56,7 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("POST "+b+"mfa/confirm", s.withCaller(s.handleConfirm))
 	mux.HandleFunc("POST "+b+"password/change", s.withCaller(s.handlePasswordChange))
 	mux.HandleFunc("POST "+b+"password/reset", s.handlePasswordReset)
+	mux.HandleFunc("POST "+b+"devices/forget", s.withCaller(s.handleForgetDevices))
 	s.registerPages(mux)
 	mux.HandleFunc(b, func(w http.ResponseWriter, r *http.Request) {
 		reqinfo.Reject(w, r, http.StatusNotFound, "not_found", "no such endpoint")
@@ -187,10 +189,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// LoginRequest is the body of POST login.
+// LoginRequest is the body of POST login. DeviceToken is a trusted-device
+// token from an earlier mfa/verify with remember_device.
 type LoginRequest struct {
-	Username string `json:"username"`
-	Password string `json:"password"`
+	Username    string `json:"username"`
+	Password    string `json:"password"`
+	DeviceToken string `json:"device_token,omitempty"`
 }
 
 // ParseLoginRequest decodes and bounds a login body.
@@ -199,7 +203,7 @@ func ParseLoginRequest(body []byte) (LoginRequest, error) {
 	if err := decodeJSON(body, &req); err != nil {
 		return LoginRequest{}, err
 	}
-	if len(req.Username) > 256 || len(req.Password) > 1024 {
+	if len(req.Username) > 256 || len(req.Password) > 1024 || len(req.DeviceToken) > 256 {
 		return LoginRequest{}, fmt.Errorf("%w: field too long", errBadRequest)
 	}
 	return req, nil
@@ -222,7 +226,9 @@ func (s *Service) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	res, err := s.Login(r.Context(), req.Username, req.Password, meta(r))
+	m := meta(r)
+	m.DeviceToken = req.DeviceToken
+	res, err := s.Login(r.Context(), req.Username, req.Password, m)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -249,14 +255,15 @@ func (s *Service) setPrincipal(r *http.Request, t Tokens) {
 
 func (s *Service) handleMFAVerify(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		MFAToken string `json:"mfa_token"`
-		Code     string `json:"code"`
+		MFAToken       string `json:"mfa_token"`
+		Code           string `json:"code"`
+		RememberDevice bool   `json:"remember_device"`
 	}
 	if err := readJSON(w, r, &req); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	t, err := s.VerifyMFA(r.Context(), req.MFAToken, req.Code, meta(r))
+	t, err := s.VerifyMFA(r.Context(), req.MFAToken, req.Code, req.RememberDevice, meta(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -400,6 +407,14 @@ func (s *Service) handlePasswordReset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.ResetPassword(r.Context(), req.Token, req.New, meta(r)); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Service) handleForgetDevices(w http.ResponseWriter, r *http.Request, cl Caller) {
+	if err := s.ForgetDevices(r.Context(), cl); err != nil {
 		s.fail(w, r, err)
 		return
 	}

@@ -315,6 +315,9 @@ func (m *Manager) ResetMFA(ctx context.Context, username string) error {
 	if err := m.store.ReplaceBackupCodes(ctx, u.ID, nil); err != nil {
 		return fmt.Errorf("reset MFA of %s: %w", u.Username, err)
 	}
+	if _, err := m.store.RevokeTrustedDevices(ctx, u.ID, now); err != nil {
+		return fmt.Errorf("reset MFA of %s: %w", u.Username, err)
+	}
 	if err := m.revokeAll(ctx, u, "", now); err != nil {
 		return err
 	}
@@ -340,8 +343,8 @@ func (m *Manager) ResetPasswordToken(ctx context.Context, username string) (stri
 	return tok, rt.ExpiresAt, nil
 }
 
-// setPassword checks the policy, stores a new hash and ends every session
-// of the user except keepSession.
+// setPassword checks the policy, stores a new hash, forgets trusted
+// devices and ends every session of the user except keepSession.
 func (m *Manager) setPassword(ctx context.Context, u User, password, keepSession string) error {
 	if err := m.policy.Check(u.Username, password); err != nil {
 		return err
@@ -354,6 +357,9 @@ func (m *Manager) setPassword(ctx context.Context, u User, password, keepSession
 	u.PasswordHash, u.PasswordChangedAt, u.UpdatedAt = hash, now, now
 	if err := m.store.UpdateUser(ctx, u); err != nil {
 		return fmt.Errorf("set password of %s: %w", u.Username, err)
+	}
+	if _, err := m.store.RevokeTrustedDevices(ctx, u.ID, now); err != nil {
+		return fmt.Errorf("revoke trusted devices of %s: %w", u.Username, err)
 	}
 	if err := m.revokeAll(ctx, u, keepSession, now); err != nil {
 		return err
@@ -403,6 +409,16 @@ type Export struct {
 	Sessions   []ExportSession `json:"sessions"`
 	// BackupCodes lists when each backup code was used (null: unused).
 	BackupCodes []ExportBackupCode `json:"backup_codes"`
+	// TrustedDevices lists devices that skip MFA (token not included).
+	TrustedDevices []ExportDevice `json:"trusted_devices"`
+}
+
+// ExportDevice is one trusted device in an Export.
+type ExportDevice struct {
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	RevokedAt *time.Time `json:"revoked_at"`
+	UserAgent string     `json:"user_agent"`
 }
 
 // ExportUser is the account part of an Export.
@@ -459,6 +475,10 @@ func (m *Manager) Export(ctx context.Context, username string) (Export, error) {
 	if err != nil {
 		return Export{}, fmt.Errorf("export %s: %w", u.Username, err)
 	}
+	devices, err := m.store.ListTrustedDevices(ctx, u.ID)
+	if err != nil {
+		return Export{}, fmt.Errorf("export %s: %w", u.Username, err)
+	}
 	ex := Export{
 		ExportedAt: m.now().UTC(),
 		User: ExportUser{
@@ -467,8 +487,13 @@ func (m *Manager) Export(ctx context.Context, username string) (Export, error) {
 			CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt, LastLoginAt: timePtr(u.LastLoginAt),
 			PasswordChangedAt: timePtr(u.PasswordChangedAt), LockedUntil: timePtr(u.LockedUntil),
 		},
-		Sessions:    []ExportSession{},
-		BackupCodes: []ExportBackupCode{},
+		Sessions:       []ExportSession{},
+		BackupCodes:    []ExportBackupCode{},
+		TrustedDevices: []ExportDevice{},
+	}
+	for _, d := range devices {
+		ex.TrustedDevices = append(ex.TrustedDevices, ExportDevice{CreatedAt: d.CreatedAt, ExpiresAt: d.ExpiresAt,
+			RevokedAt: timePtr(d.RevokedAt), UserAgent: d.UserAgent})
 	}
 	for _, s := range sess {
 		ex.Sessions = append(ex.Sessions, ExportSession{ID: s.ID, CreatedAt: s.CreatedAt, LastSeenAt: s.LastSeenAt,

@@ -100,6 +100,17 @@ type ResetToken struct {
 	UsedAt    time.Time
 }
 
+// TrustedDevice is a device on which the user chose to skip MFA until
+// ExpiresAt. Only a SHA-256 hash of its random token is stored.
+type TrustedDevice struct {
+	Hash      []byte
+	UserID    string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	RevokedAt time.Time
+	UserAgent string
+}
+
 // BackupCode is one stored MFA backup code (SHA-256 hash).
 type BackupCode struct {
 	Hash   []byte
@@ -153,6 +164,16 @@ type UserStore interface {
 	// ConsumeResetToken marks the unused, unexpired token with hash used at
 	// at and returns it; anything else is ErrNotFound.
 	ConsumeResetToken(ctx context.Context, hash []byte, at time.Time) (ResetToken, error)
+	// CreateTrustedDevice stores a trusted device.
+	CreateTrustedDevice(ctx context.Context, d TrustedDevice) error
+	// LookupTrustedDevice returns the device with hash (revoked and
+	// expired ones too), or ErrNotFound.
+	LookupTrustedDevice(ctx context.Context, hash []byte) (TrustedDevice, error)
+	// ListTrustedDevices returns the user's devices, oldest first.
+	ListTrustedDevices(ctx context.Context, userID string) ([]TrustedDevice, error)
+	// RevokeTrustedDevices revokes every unrevoked device of the user and
+	// returns how many.
+	RevokeTrustedDevices(ctx context.Context, userID string, at time.Time) (int, error)
 }
 
 // SessionStore keeps sessions and their refresh tokens.

@@ -30,6 +30,7 @@ const (
 	cookieRefresh = "__Host-rampart_refresh" // refresh token
 	cookieMFA     = "__Host-rampart_mfa"     // token between password and second factor
 	cookieCSRF    = "__Host-rampart_csrf"    // double-submit CSRF token
+	cookieDevice  = "__Host-rampart_device"  // trusted-device token
 )
 
 // pageCSP is the policy the pages are written for: nothing inline, nothing
@@ -40,6 +41,7 @@ type pageData struct {
 	Title, Base, CSRF, Error, Notice string
 	Username                         string
 	MFAEnabled, MFARequired          bool
+	TrustDays                        int
 	Sessions                         []SessionView
 	Secret, URL                      string
 	Codes                            []string
@@ -73,6 +75,7 @@ func (s *Service) registerPages(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+b+"refresh", s.withPageCaller(s.pageRefresh))
 	mux.HandleFunc("POST "+b+"sessions/revoke", s.csrf(s.withPageCaller(s.pageRevoke)))
 	mux.HandleFunc("POST "+b+"logout", s.csrf(s.withPageCaller(s.pageLogout)))
+	mux.HandleFunc("POST "+b+"devices/forget", s.csrf(s.withPageCaller(s.pageForgetDevices)))
 	mux.HandleFunc("POST "+b+"mfa/enroll", s.csrf(s.withPageCaller(s.pageEnroll)))
 	mux.HandleFunc("GET "+b+"mfa/qr.png", s.withPageCaller(s.pageQR))
 	mux.HandleFunc("POST "+b+"mfa/confirm", s.csrf(s.withPageCaller(s.pageConfirm)))
@@ -209,7 +212,11 @@ func (s *Service) pageLoginPost(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, r, "login", "Log in", ErrInvalidCredentials, pageData{})
 		return
 	}
-	res, err := s.Login(r.Context(), user, pass, meta(r))
+	m := meta(r)
+	if c, err := r.Cookie(cookieDevice); err == nil {
+		m.DeviceToken = c.Value
+	}
+	res, err := s.Login(r.Context(), user, pass, m)
 	if err != nil {
 		s.pageError(w, r, "login", "Log in", err, pageData{})
 		return
@@ -229,7 +236,7 @@ func (s *Service) pageMFA(w http.ResponseWriter, r *http.Request) {
 		s.redirect(w, r, "login")
 		return
 	}
-	s.render(w, r, http.StatusOK, "mfa", pageData{Title: "Two-factor authentication"})
+	s.render(w, r, http.StatusOK, "mfa", s.mfaPageData())
 }
 
 func (s *Service) pageMFAPost(w http.ResponseWriter, r *http.Request) {
@@ -238,20 +245,31 @@ func (s *Service) pageMFAPost(w http.ResponseWriter, r *http.Request) {
 		s.redirect(w, r, "login")
 		return
 	}
-	t, err := s.VerifyMFA(r.Context(), c.Value, r.PostForm.Get("code"), meta(r))
+	t, err := s.VerifyMFA(r.Context(), c.Value, r.PostForm.Get("code"), r.PostForm.Get("remember") == "1", meta(r))
 	if errors.Is(err, ErrInvalidToken) {
 		s.setCookie(w, cookieMFA, "", time.Time{})
 		s.redirect(w, r, "login")
 		return
 	}
 	if err != nil {
-		s.pageError(w, r, "mfa", "Two-factor authentication", err, pageData{})
+		s.pageError(w, r, "mfa", "Two-factor authentication", err, s.mfaPageData())
 		return
 	}
 	s.setCookie(w, cookieMFA, "", time.Time{})
+	if t.DeviceToken != "" {
+		s.setCookie(w, cookieDevice, t.DeviceToken, t.DeviceExpiresAt)
+	}
 	s.setPrincipal(r, t)
 	s.setSessionCookies(w, t)
 	s.redirect(w, r, "account")
+}
+
+func (s *Service) mfaPageData() pageData {
+	d := pageData{Title: "Two-factor authentication"}
+	if !s.o.DisableTrustedDevices {
+		d.TrustDays = int(s.o.TrustedDeviceTTL / (24 * time.Hour))
+	}
+	return d
 }
 
 // withPageCaller resolves the session cookie to a Caller, refreshing the
@@ -308,8 +326,11 @@ func (s *Service) pageAccount(w http.ResponseWriter, r *http.Request, cl Caller)
 		http.Error(w, "service unavailable", http.StatusServiceUnavailable)
 		return
 	}
-	if r.URL.Query().Get("revoked") == "1" {
+	switch {
+	case r.URL.Query().Get("revoked") == "1":
 		d.Notice = "Session revoked."
+	case r.URL.Query().Get("forgot") == "1":
+		d.Notice = "Every trusted device will ask for a code at the next login."
 	}
 	s.render(w, r, http.StatusOK, "account", d)
 }
@@ -342,6 +363,15 @@ func (s *Service) pageRevoke(w http.ResponseWriter, r *http.Request, cl Caller) 
 		return
 	}
 	http.Redirect(w, r, s.pagePath("account?revoked=1"), http.StatusSeeOther)
+}
+
+func (s *Service) pageForgetDevices(w http.ResponseWriter, r *http.Request, cl Caller) {
+	if err := s.ForgetDevices(r.Context(), cl); err != nil {
+		http.Error(w, "service unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	s.setCookie(w, cookieDevice, "", time.Time{})
+	http.Redirect(w, r, s.pagePath("account?forgot=1"), http.StatusSeeOther)
 }
 
 func (s *Service) pageLogout(w http.ResponseWriter, r *http.Request, cl Caller) {

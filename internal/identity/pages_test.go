@@ -331,3 +331,35 @@ func TestAuthenticateWithSessionCookie(t *testing.T) {
 		}
 	}
 }
+
+func TestPagesTrustedDevice(t *testing.T) {
+	e, newBrowser := newPagesEnv(t)
+	e.createUser("alice")
+	b := newBrowser()
+	login := b.get("/.rampart/ui/login")
+	acct := b.submit(login, "/.rampart/ui/login", url.Values{"username": {"alice"}, "password": {goodPassword}})
+	enrol := b.submit(acct, "/.rampart/ui/mfa/enroll", nil)
+	secret := secretRE.FindStringSubmatch(enrol.body)[1]
+	code, _ := identity.TOTPCode(secret, e.clock.Now())
+	b.submit(enrol, "/.rampart/ui/mfa/confirm", url.Values{"code": {code}})
+	acct = b.get("/.rampart/ui/account")
+	out := b.submit(acct, "/.rampart/ui/logout", nil)
+
+	e.clock.Advance(30 * time.Second)
+	mfa := b.submit(out, "/.rampart/ui/login", url.Values{"username": {"alice"}, "password": {goodPassword}})
+	if !strings.Contains(mfa.body, `id="remember"`) || !strings.Contains(mfa.body, "30 days") {
+		t.Fatalf("no trust checkbox:\n%s", mfa.body)
+	}
+	code, _ = identity.TOTPCode(secret, e.clock.Now())
+	acct = b.submit(mfa, "/.rampart/ui/mfa", url.Values{"code": {code}, "remember": {"1"}})
+	checkPage(t, acct, "/.rampart/ui/account")
+	out = b.submit(acct, "/.rampart/ui/logout", nil)
+	// The trusted device skips the code.
+	checkPage(t, b.submit(out, "/.rampart/ui/login", url.Values{"username": {"alice"}, "password": {goodPassword}}), "/.rampart/ui/account")
+
+	acct = b.get("/.rampart/ui/account")
+	acct = b.submit(acct, "/.rampart/ui/devices/forget", nil)
+	checkPage(t, acct, "/.rampart/ui/account")
+	out = b.submit(acct, "/.rampart/ui/logout", nil)
+	checkPage(t, b.submit(out, "/.rampart/ui/login", url.Values{"username": {"alice"}, "password": {goodPassword}}), "/.rampart/ui/mfa")
+}

@@ -36,6 +36,7 @@ const (
 	DefaultMFAWindow        = 15 * time.Minute
 	DefaultMFATokenTTL      = 5 * time.Minute
 	DefaultBasePath         = "/.rampart/"
+	DefaultTrustedDeviceTTL = 30 * 24 * time.Hour
 )
 
 // Errors returned by Service methods and Authenticate. Handlers map them
@@ -146,6 +147,13 @@ type Options struct {
 	// MFATokenTTL is the lifetime of the token between password and second
 	// factor. Default 5m.
 	MFATokenTTL time.Duration
+	// TrustedDeviceTTL is how long a device the person chose to trust
+	// skips the second factor (OptiBid's TRUSTED_DEVICE_DAYS). Default 30
+	// days.
+	TrustedDeviceTTL time.Duration
+	// DisableTrustedDevices refuses to remember devices: every login with
+	// MFA asks for a code.
+	DisableTrustedDevices bool
 	// MFARequiredRoles lists roles whose sessions need a second factor to
 	// pass Authenticate. Nil means ["admin"]; an empty non-nil slice
 	// requires it of nobody.
@@ -205,12 +213,14 @@ func New(opts Options) (*Service, error) {
 	setDefault(&o.MFAAttemptLimit, DefaultMFAAttemptLimit)
 	setDefault(&o.MFAWindow, DefaultMFAWindow)
 	setDefault(&o.MFATokenTTL, DefaultMFATokenTTL)
+	setDefault(&o.TrustedDeviceTTL, DefaultTrustedDeviceTTL)
 	var problems []error
 	for name, d := range map[string]time.Duration{
 		"access token lifetime": o.AccessTTL, "refresh token lifetime": o.RefreshTTL,
 		"session lifetime": o.SessionLifetime, "idle timeout": o.IdleTimeout,
 		"lockout window": o.LockoutWindow, "lockout duration": o.LockoutDuration,
 		"MFA window": o.MFAWindow, "MFA token lifetime": o.MFATokenTTL,
+		"trusted device lifetime": o.TrustedDeviceTTL,
 	} {
 		if d < time.Second {
 			problems = append(problems, fmt.Errorf("%s %s: must be at least 1s", name, d))
@@ -279,6 +289,9 @@ func (s *Service) Manager() *Manager { return s.m }
 type ClientMeta struct {
 	IP        string
 	UserAgent string
+	// DeviceToken is the trusted-device token the client presents, if
+	// any; a valid one for the user skips the second factor at login.
+	DeviceToken string
 }
 
 // Tokens is what a successful login, MFA verification or refresh returns.
@@ -291,6 +304,11 @@ type Tokens struct {
 	SessionID        string    `json:"session_id"`
 	AccessExpiresAt  time.Time `json:"-"`
 	RefreshExpiresAt time.Time `json:"-"`
+	// DeviceToken is set when VerifyMFA was asked to remember the device:
+	// present it at later logins to skip the second factor until
+	// DeviceExpiresAt.
+	DeviceToken     string    `json:"device_token,omitempty"`
+	DeviceExpiresAt time.Time `json:"-"`
 }
 
 // LoginResult is either tokens or an MFA challenge.
@@ -361,6 +379,18 @@ func (s *Service) Login(ctx context.Context, username, password string, meta Cli
 		return LoginResult{}, s.storeErr(ctx, "reset failures", err)
 	}
 	if u.MFAEnabled() {
+		trusted, err := s.trustedDevice(ctx, u, meta.DeviceToken, now)
+		if err != nil {
+			return LoginResult{}, err
+		}
+		if trusted {
+			t, err := s.startSession(ctx, u, true, meta, now)
+			if err != nil {
+				return LoginResult{}, err
+			}
+			s.emit(ctx, EventLoginSuccess, u, t.SessionID, meta)
+			return LoginResult{Tokens: &t}, nil
+		}
 		tok, err := s.issueMFAToken(u, now)
 		if err != nil {
 			return LoginResult{}, err
@@ -389,9 +419,30 @@ func (s *Service) issueMFAToken(u User, now time.Time) (string, error) {
 	return s.kr.sign(c)
 }
 
+// trustedDevice reports whether tok is a live trusted-device token of u.
+func (s *Service) trustedDevice(ctx context.Context, u User, tok string, now time.Time) (bool, error) {
+	if tok == "" || s.o.DisableTrustedDevices {
+		return false, nil
+	}
+	hash, err := ParseOpaque(tok, devicePrefix)
+	if err != nil {
+		return false, nil
+	}
+	d, err := s.o.Store.LookupTrustedDevice(ctx, hash)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, s.storeErr(ctx, "lookup trusted device", err)
+	}
+	return d.UserID == u.ID && d.RevokedAt.IsZero() && now.Before(d.ExpiresAt), nil
+}
+
 // VerifyMFA completes a login that returned an MFA challenge, with a TOTP
-// code (each time step accepted once) or an unused backup code.
-func (s *Service) VerifyMFA(ctx context.Context, mfaToken, code string, meta ClientMeta) (Tokens, error) {
+// code (each time step accepted once) or an unused backup code. With
+// remember (and trusted devices enabled) it also issues a device token
+// that skips the second factor on this device for TrustedDeviceTTL.
+func (s *Service) VerifyMFA(ctx context.Context, mfaToken, code string, remember bool, meta ClientMeta) (Tokens, error) {
 	now := s.o.Now().UTC()
 	c, err := s.mfa.parse(mfaToken, typMFA)
 	if err != nil {
@@ -414,8 +465,29 @@ func (s *Service) VerifyMFA(ctx context.Context, mfaToken, code string, meta Cli
 	if err != nil {
 		return Tokens{}, err
 	}
+	if remember && !s.o.DisableTrustedDevices {
+		tok, hash, err := newOpaque(s.o.Rand, devicePrefix)
+		if err != nil {
+			return Tokens{}, err
+		}
+		d := TrustedDevice{Hash: hash, UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(s.o.TrustedDeviceTTL),
+			UserAgent: truncate(meta.UserAgent, 256)}
+		if err := s.o.Store.CreateTrustedDevice(ctx, d); err != nil {
+			return Tokens{}, s.storeErr(ctx, "create trusted device", err)
+		}
+		t.DeviceToken, t.DeviceExpiresAt = tok, d.ExpiresAt
+	}
 	s.emit(ctx, EventMFASuccess, u, t.SessionID, meta)
 	return t, nil
+}
+
+// ForgetDevices revokes every trusted device of the caller, so the next
+// login everywhere asks for a second factor.
+func (s *Service) ForgetDevices(ctx context.Context, cl Caller) error {
+	if _, err := s.o.Store.RevokeTrustedDevices(ctx, cl.User.ID, s.o.Now().UTC()); err != nil {
+		return s.storeErr(ctx, "revoke trusted devices", err)
+	}
+	return nil
 }
 
 // checkSecondFactor enforces the attempt limit and accepts a TOTP code

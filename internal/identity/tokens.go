@@ -155,6 +155,7 @@ func randomID(r io.Reader, prefix string, n int) (string, error) {
 const (
 	refreshPrefix = "rt_"
 	resetPrefix   = "rst_"
+	devicePrefix  = "dv_"
 )
 
 // newOpaque returns a 256-bit opaque token with prefix and its SHA-256 hash.

@@ -487,6 +487,58 @@ func Identity(t *testing.T, open func(t *testing.T) identity.Store) {
 		}
 	})
 
+	t.Run("TrustedDevices", func(t *testing.T) {
+		s := open(t)
+		u := mustCreateUser(t, s, "alice")
+		other := mustCreateUser(t, s, "bob")
+		d1 := identity.TrustedDevice{Hash: hash("dev-1"), UserID: u.ID, CreatedAt: base, ExpiresAt: base.Add(30 * 24 * time.Hour), UserAgent: "Firefox"}
+		d2 := identity.TrustedDevice{Hash: hash("dev-2"), UserID: u.ID, CreatedAt: base.Add(time.Hour), ExpiresAt: base.Add(31 * 24 * time.Hour)}
+		do := identity.TrustedDevice{Hash: hash("dev-o"), UserID: other.ID, CreatedAt: base, ExpiresAt: base.Add(time.Hour)}
+		for _, d := range []identity.TrustedDevice{d2, d1, do} {
+			if err := s.CreateTrustedDevice(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wantErr(t, "duplicate", s.CreateTrustedDevice(ctx, d1), identity.ErrConflict)
+		wantErr(t, "unknown user", s.CreateTrustedDevice(ctx, identity.TrustedDevice{Hash: hash("x"), UserID: "u_nobody",
+			CreatedAt: base, ExpiresAt: base.Add(time.Hour)}), identity.ErrNotFound)
+		got, err := s.LookupTrustedDevice(ctx, d1.Hash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(d1, got); d != "" {
+			t.Fatalf("LookupTrustedDevice (-want +got):\n%s", d)
+		}
+		_, err = s.LookupTrustedDevice(ctx, hash("nope"))
+		wantErr(t, "lookup unknown", err, identity.ErrNotFound)
+		list, err := s.ListTrustedDevices(ctx, u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff([]identity.TrustedDevice{d1, d2}, list); d != "" {
+			t.Fatalf("ListTrustedDevices (-want +got):\n%s", d)
+		}
+		n, err := s.RevokeTrustedDevices(ctx, u.ID, base.Add(2*time.Hour))
+		if err != nil || n != 2 {
+			t.Fatalf("RevokeTrustedDevices = %d, %v; want 2", n, err)
+		}
+		if n, _ := s.RevokeTrustedDevices(ctx, u.ID, base.Add(3*time.Hour)); n != 0 {
+			t.Fatalf("second revoke = %d", n)
+		}
+		got, _ = s.LookupTrustedDevice(ctx, d1.Hash)
+		if !got.RevokedAt.Equal(base.Add(2 * time.Hour)) {
+			t.Fatalf("revoked at %v", got.RevokedAt)
+		}
+		if got, _ := s.LookupTrustedDevice(ctx, do.Hash); !got.RevokedAt.IsZero() {
+			t.Fatal("another user's device revoked")
+		}
+		if err := s.DeleteUser(ctx, u.ID); err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.LookupTrustedDevice(ctx, d1.Hash)
+		wantErr(t, "device after user delete", err, identity.ErrNotFound)
+	})
+
 	t.Run("Prune", func(t *testing.T) {
 		s := open(t)
 		u := mustCreateUser(t, s, "alice")

@@ -68,3 +68,16 @@ CREATE TABLE password_reset_tokens (
     expires_at TIMESTAMPTZ NOT NULL,
     used_at    TIMESTAMPTZ
 );
+
+-- Devices on which a person chose to skip MFA for a while; the cookie holds
+-- a random token, only its SHA-256 hash is kept, so it can be revoked.
+CREATE TABLE trusted_devices (
+    hash       BYTEA       NOT NULL PRIMARY KEY,
+    user_id    TEXT        NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at TIMESTAMPTZ NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL,
+    revoked_at TIMESTAMPTZ,
+    user_agent TEXT        NOT NULL DEFAULT ''
+);
+
+CREATE INDEX trusted_devices_user ON trusted_devices (user_id);

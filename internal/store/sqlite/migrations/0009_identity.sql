@@ -68,3 +68,16 @@ CREATE TABLE password_reset_tokens (
     expires_at INTEGER NOT NULL,
     used_at    INTEGER
 ) STRICT;
+
+-- Devices on which a person chose to skip MFA for a while; the cookie holds
+-- a random token, only its SHA-256 hash is kept, so it can be revoked.
+CREATE TABLE trusted_devices (
+    hash       BLOB    NOT NULL PRIMARY KEY,
+    user_id    TEXT    NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked_at INTEGER,
+    user_agent TEXT    NOT NULL DEFAULT ''
+) STRICT;
+
+CREATE INDEX trusted_devices_user ON trusted_devices (user_id);
