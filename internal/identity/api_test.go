@@ -691,3 +691,42 @@ func TestTrustedDevicesDisabled(t *testing.T) {
 		t.Fatalf("verify: %d %s", status, body)
 	}
 }
+
+func TestIPThrottleAcrossAccounts(t *testing.T) {
+	e := newEnv(t, func(o *identity.Options) { o.IPFailureThreshold = 4; o.LockoutThreshold = 100 })
+	e.createUser("alice")
+	e.createUser("bob")
+	ctx := context.Background()
+	attacker := identity.ClientMeta{IP: "192.0.2.7"}
+	for i, u := range []string{"alice", "bob", "carol", "alice", "bob"} {
+		_, err := e.svc.Login(ctx, u, "guess number one", attacker)
+		if !errors.Is(err, identity.ErrInvalidCredentials) {
+			t.Fatalf("guess %d: %v", i, err)
+		}
+	}
+	if _, err := e.svc.Login(ctx, "alice", goodPassword, attacker); !errors.Is(err, identity.ErrTooManyAttempts) {
+		t.Fatalf("blocked IP with the right password: %v", err)
+	}
+	if _, err := e.svc.Login(ctx, "alice", goodPassword, identity.ClientMeta{IP: "198.51.100.1"}); err != nil {
+		t.Fatalf("another IP: %v", err)
+	}
+	e.clock.Advance(time.Second)
+	if _, err := e.svc.Login(ctx, "alice", goodPassword, attacker); err != nil {
+		t.Fatalf("after the block: %v", err)
+	}
+
+	// Over HTTP the block is a 429 with Retry-After.
+	for range 5 {
+		e.do("POST", "/.rampart/login", map[string]string{"username": "bob", "password": "guess number two"}, "")
+	}
+	req, _ := http.NewRequest("POST", e.srv.URL+"/.rampart/login", strings.NewReader(`{"username":"bob","password":"x"}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" {
+		t.Fatalf("blocked over HTTP: %d Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}

@@ -131,7 +131,11 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, ErrUnavailable):
 		reqinfo.Reject(w, r, http.StatusServiceUnavailable, "identity_unavailable", "try again later")
 	case errors.Is(err, ErrTooManyAttempts):
-		w.Header().Set("Retry-After", fmt.Sprint(int(s.o.MFAWindow/time.Second)))
+		after := s.o.MFAWindow
+		if t, ok := errors.AsType[*throttled](err); ok {
+			after = t.after
+		}
+		w.Header().Set("Retry-After", fmt.Sprint(int((after+time.Second-1)/time.Second)))
 		reqinfo.Reject(w, r, http.StatusTooManyRequests, "too_many_attempts", "too many attempts; try again later")
 	case errors.Is(err, ErrWeakPassword):
 		reqinfo.Reject(w, r, http.StatusBadRequest, "weak_password", err.Error())

@@ -37,6 +37,7 @@ const (
 	DefaultMFATokenTTL      = 5 * time.Minute
 	DefaultBasePath         = "/.rampart/"
 	DefaultTrustedDeviceTTL = 30 * 24 * time.Hour
+	DefaultIPFailures       = 20
 )
 
 // Errors returned by Service methods and Authenticate. Handlers map them
@@ -135,6 +136,11 @@ type Options struct {
 	LockoutThreshold int
 	LockoutWindow    time.Duration
 	LockoutDuration  time.Duration
+	// IPFailureThreshold failed logins from one client IP within
+	// LockoutWindow, across accounts, start a growing block of that IP
+	// (1s, 2s, 4s, ... up to LockoutDuration; answered 429). It is kept
+	// in memory per instance. Default 20.
+	IPFailureThreshold int
 
 	// MFAIssuer names the service in authenticator apps. Default "Rampart".
 	MFAIssuer string
@@ -176,6 +182,7 @@ type Service struct {
 	log     *slog.Logger
 	mfaRole []string
 	pages   pageSet
+	ips     *ipThrottle
 }
 
 // New checks opts, fills defaults and returns a Service.
@@ -209,6 +216,7 @@ func New(opts Options) (*Service, error) {
 	setDefault(&o.LockoutThreshold, DefaultLockoutThreshold)
 	setDefault(&o.LockoutWindow, DefaultLockoutWindow)
 	setDefault(&o.LockoutDuration, DefaultLockoutDuration)
+	setDefault(&o.IPFailureThreshold, DefaultIPFailures)
 	setDefault(&o.BackupCodes, DefaultBackupCodes)
 	setDefault(&o.MFAAttemptLimit, DefaultMFAAttemptLimit)
 	setDefault(&o.MFAWindow, DefaultMFAWindow)
@@ -228,7 +236,8 @@ func New(opts Options) (*Service, error) {
 	}
 	for name, n := range map[string]int{
 		"max sessions": o.MaxSessions, "lockout threshold": o.LockoutThreshold,
-		"MFA attempt limit": o.MFAAttemptLimit, "backup codes": o.BackupCodes,
+		"IP failure threshold": o.IPFailureThreshold,
+		"MFA attempt limit":    o.MFAAttemptLimit, "backup codes": o.BackupCodes,
 	} {
 		if n < 1 || n > 1000 {
 			problems = append(problems, fmt.Errorf("%s %d: must be 1 to 1000", name, n))
@@ -270,6 +279,7 @@ func New(opts Options) (*Service, error) {
 	}
 	return &Service{
 		o: o, m: m, kr: kr, dummy: dummy, log: log, mfaRole: mfaRoles, pages: pages,
+		ips:    newIPThrottle(o.IPFailureThreshold, o.LockoutWindow, o.LockoutDuration),
 		access: newTokenParser(kr, o.Issuer, o.Audience, o.Now),
 		mfa:    newTokenParser(kr, o.Issuer, o.Audience+"#mfa", o.Now),
 	}, nil
@@ -337,9 +347,21 @@ func (s *Service) lockedOut(u User, now time.Time) bool {
 
 // Login checks a username and password. An unknown user, a wrong password
 // and a locked or disabled account all return ErrInvalidCredentials after
-// the same bcrypt work. Failed logins count towards lockout.
+// the same bcrypt work. Failed logins count towards the account's lockout
+// and the client IP's growing block (ErrTooManyAttempts while blocked).
 func (s *Service) Login(ctx context.Context, username, password string, meta ClientMeta) (LoginResult, error) {
 	now := s.o.Now().UTC()
+	if d := s.ips.blocked(meta.IP, now); d > 0 {
+		return LoginResult{}, &throttled{after: d}
+	}
+	res, err := s.login(ctx, username, password, meta, now)
+	if errors.Is(err, ErrInvalidCredentials) {
+		s.ips.fail(meta.IP, now)
+	}
+	return res, err
+}
+
+func (s *Service) login(ctx context.Context, username, password string, meta ClientMeta, now time.Time) (LoginResult, error) {
 	var u User
 	name, nameErr := CanonicalUsername(username)
 	if nameErr == nil {
