@@ -1,6 +1,9 @@
 package identity
 
-import "testing"
+import (
+	"crypto/rand"
+	"testing"
+)
 
 func TestLocalPath(t *testing.T) {
 	tests := []struct {
@@ -36,4 +39,29 @@ func FuzzLocalPath(f *testing.F) {
 			t.Fatalf("accepted %q", p)
 		}
 	})
+}
+
+func FuzzParseBackupCode(f *testing.F) {
+	for _, s := range []string{"abcd-efgh-ijkl-mnop", "ABCD EFGH IJKL MNOP", "abcd", "", "1111-1111-1111-1111"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		h, ok := parseBackupCode(s)
+		if ok && len(h) != 32 {
+			t.Fatalf("hash of %d bytes", len(h))
+		}
+	})
+}
+
+func TestBackupCodeRoundTrip(t *testing.T) {
+	for range 20 {
+		code, hash, err := newBackupCode(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := parseBackupCode(code)
+		if !ok || string(got) != string(hash) {
+			t.Fatalf("code %q does not parse back to its hash", code)
+		}
+	}
 }
