@@ -82,7 +82,7 @@ reset token. export prints everything Rampart stores about a person as JSON
 		newUsersStatusCmd(f, "lock", "Lock an account until unlocked and end its sessions"),
 		newUsersStatusCmd(f, "unlock", "Unlock an account and clear failed-login lockout"),
 		newUsersStatusCmd(f, "disable", "Disable an account and end its sessions"),
-		newUsersResetMFACmd(f), newUsersResetPasswordCmd(f), newUsersExportCmd(f), newUsersDeleteCmd(f))
+		newUsersRolesCmd(f), newUsersResetMFACmd(f), newUsersResetPasswordCmd(f), newUsersExportCmd(f), newUsersDeleteCmd(f))
 	return cmd
 }
 
@@ -248,6 +248,29 @@ func newUsersStatusCmd(f *usersFlags, verb, short string) *cobra.Command {
 				return userErr(err)
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "%sed %s\n", strings.TrimSuffix(verb, "e"), args[0])
+			return nil
+		},
+	}
+}
+
+func newUsersRolesCmd(f *usersFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "roles USERNAME ROLE[,ROLE...]",
+		Short: "Replace a user's roles (read, write, admin) and end their sessions",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, closeStore, err := f.manager(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer closeStore()
+			if err := m.SetRoles(cmd.Context(), args[0], strings.Split(args[1], ",")); err != nil {
+				if errors.Is(err, identity.ErrInvalid) {
+					return withExitCode(2, err)
+				}
+				return userErr(err)
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "roles of %s set to %s; their sessions ended\n", args[0], args[1])
 			return nil
 		},
 	}

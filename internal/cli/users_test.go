@@ -90,6 +90,9 @@ func TestUsersCLILifecycle(t *testing.T) {
 		{[]string{"disable", "alice"}, 0},
 		{[]string{"unlock", "alice"}, 0},
 		{[]string{"reset-mfa", "alice"}, 0},
+		{[]string{"roles", "alice", "read,admin"}, 0},
+		{[]string{"roles", "alice", "root"}, 2},
+		{[]string{"roles", "nobody", "read"}, 3},
 		{[]string{"lock", "nobody"}, 3},
 		{[]string{"delete", "alice"}, 2}, // no --yes
 	} {

@@ -537,15 +537,19 @@ func TestBadRequests(t *testing.T) {
 
 func TestAccountChangesEndSessionsWithEvents(t *testing.T) {
 	tests := []struct {
-		name   string
-		change func(m *identity.Manager) error
+		name     string
+		change   func(m *identity.Manager) error
+		canLogin bool
 	}{
-		{"lock", func(m *identity.Manager) error { return m.Lock(context.Background(), "alice") }},
+		{"lock", func(m *identity.Manager) error { return m.Lock(context.Background(), "alice") }, false},
 		{"disable", func(m *identity.Manager) error {
 			return m.SetStatus(context.Background(), "alice", identity.StatusDisabled)
-		}},
-		{"reset MFA", func(m *identity.Manager) error { return m.ResetMFA(context.Background(), "alice") }},
-		{"delete", func(m *identity.Manager) error { return m.Delete(context.Background(), "alice") }},
+		}, false},
+		{"reset MFA", func(m *identity.Manager) error { return m.ResetMFA(context.Background(), "alice") }, true},
+		{"set roles", func(m *identity.Manager) error {
+			return m.SetRoles(context.Background(), "alice", []string{"write"})
+		}, true},
+		{"delete", func(m *identity.Manager) error { return m.Delete(context.Background(), "alice") }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -561,7 +565,8 @@ func TestAccountChangesEndSessionsWithEvents(t *testing.T) {
 			if !slices.Contains(e.eventTypes(), identity.EventUserSessionsRevoked) {
 				t.Fatalf("events %v", e.eventTypes())
 			}
-			if code, _ := e.do("POST", "/.rampart/login", map[string]string{"username": "alice", "password": goodPassword}, ""); tt.name != "reset MFA" && code != http.StatusUnauthorized {
+			code, _ := e.do("POST", "/.rampart/login", map[string]string{"username": "alice", "password": goodPassword}, "")
+			if (code == http.StatusOK) != tt.canLogin {
 				t.Fatalf("login after %s: %d", tt.name, code)
 			}
 		})

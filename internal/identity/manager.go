@@ -259,6 +259,25 @@ func (m *Manager) SetStatus(ctx context.Context, username string, st Status) err
 	return nil
 }
 
+// SetRoles replaces the user's roles and ends their sessions, since access
+// tokens carry the roles they were issued with.
+func (m *Manager) SetRoles(ctx context.Context, username string, roles []string) error {
+	rs, err := m.checkRoles(roles)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	u, err := m.Get(ctx, username)
+	if err != nil {
+		return err
+	}
+	now := m.now().UTC()
+	u.Roles, u.UpdatedAt = rs, now
+	if err := m.store.UpdateUser(ctx, u); err != nil {
+		return fmt.Errorf("set roles of %s: %w", u.Username, err)
+	}
+	return m.revokeAll(ctx, u, "", now)
+}
+
 // revokeAll ends every session of u except keep and reports it.
 func (m *Manager) revokeAll(ctx context.Context, u User, keep string, now time.Time) error {
 	if _, err := m.store.RevokeUserSessions(ctx, u.ID, keep, now); err != nil {
