@@ -735,3 +735,48 @@ func TestIPThrottleAcrossAccounts(t *testing.T) {
 		t.Fatalf("blocked over HTTP: %d Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 }
+
+func TestTOTPSecretEncryptedAtRest(t *testing.T) {
+	totpKey := identity.Key{ID: "t1", Secret: []byte("totp-key-totp-key-totp-key-totp!")}
+	e := newEnv(t, func(o *identity.Options) { o.TOTPKeys = []identity.Key{totpKey} })
+	u := e.createUser("alice")
+	tk := e.login("alice", goodPassword)
+	code, body := e.do("POST", "/.rampart/mfa/enroll", nil, tk.AccessToken)
+	if code != http.StatusOK {
+		t.Fatalf("enroll: %d", code)
+	}
+	secret := decode[identity.Enrollment](t, body).Secret
+	stored, _ := e.store.LookupUser(context.Background(), u.ID)
+	if !strings.HasPrefix(stored.TOTPPending, "enc:t1:") || strings.Contains(stored.TOTPPending, secret) {
+		t.Fatalf("pending secret stored as %q", stored.TOTPPending)
+	}
+	totp, _ := identity.TOTPCode(secret, e.clock.Now())
+	if code, _ := e.do("POST", "/.rampart/mfa/confirm", map[string]string{"code": totp}, tk.AccessToken); code != http.StatusOK {
+		t.Fatalf("confirm: %d", code)
+	}
+	stored, _ = e.store.LookupUser(context.Background(), u.ID)
+	if !strings.HasPrefix(stored.TOTPSecret, "enc:t1:") {
+		t.Fatalf("secret stored as %q", stored.TOTPSecret)
+	}
+	e.clock.Advance(30 * time.Second)
+	ch := e.login("alice", goodPassword)
+	totp, _ = identity.TOTPCode(secret, e.clock.Now())
+	if code, _ := e.verify(ch.MFAToken, totp); code != http.StatusOK {
+		t.Fatalf("verify with sealed secret: %d", code)
+	}
+
+	// The same store without the key cannot open it: 503, never a pass.
+	blind, err := identity.New(identity.Options{Store: e.store, Keys: []identity.Key{testKey}, Now: e.clock.Now, BcryptCost: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(30 * time.Second)
+	res, err := blind.Login(context.Background(), "alice", goodPassword, identity.ClientMeta{})
+	if err != nil || !res.MFARequired {
+		t.Fatalf("login: %+v %v", res, err)
+	}
+	totp, _ = identity.TOTPCode(secret, e.clock.Now())
+	if _, err := blind.VerifyMFA(context.Background(), res.MFAToken, totp, false, identity.ClientMeta{}); !errors.Is(err, identity.ErrUnavailable) {
+		t.Fatalf("verify without the TOTP key: %v", err)
+	}
+}

@@ -65,3 +65,62 @@ func TestBackupCodeRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestSecretBox(t *testing.T) {
+	k1 := Key{ID: "t1", Secret: []byte("0123456789abcdef0123456789abcdef")}
+	k2 := Key{ID: "t2", Secret: []byte("fedcba9876543210fedcba9876543210")}
+	old, err := newSecretBox([]Key{k1}, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated, _ := newSecretBox([]Key{k2, k1}, rand.Reader)
+	onlyNew, _ := newSecretBox([]Key{k2}, rand.Reader)
+	var plain *secretBox
+
+	sealed, err := old.seal("u_1", "JBSWY3DPEHPK3PXP")
+	if err != nil || len(sealed) < 10 || sealed[:7] != "enc:t1:" {
+		t.Fatalf("seal = %q, %v", sealed, err)
+	}
+	again, _ := old.seal("u_1", "JBSWY3DPEHPK3PXP")
+	if again == sealed {
+		t.Fatal("sealing is deterministic")
+	}
+	tests := []struct {
+		name   string
+		box    *secretBox
+		user   string
+		stored string
+		want   string // empty: error
+	}{
+		{"same key", old, "u_1", sealed, "JBSWY3DPEHPK3PXP"},
+		{"rotated ring opens the old key", rotated, "u_1", sealed, "JBSWY3DPEHPK3PXP"},
+		{"retired key", onlyNew, "u_1", sealed, ""},
+		{"other user", old, "u_2", sealed, ""},
+		{"no key configured", plain, "u_1", sealed, ""},
+		{"plain value passes", old, "u_1", "JBSWY3DPEHPK3PXP", "JBSWY3DPEHPK3PXP"},
+		{"plain without box", plain, "u_1", "JBSWY3DPEHPK3PXP", "JBSWY3DPEHPK3PXP"},
+		{"tampered", old, "u_1", sealed[:len(sealed)-2] + "AA", ""},
+		{"malformed", old, "u_1", "enc:t1:!!", ""},
+		{"no kid", old, "u_1", "enc:xyz", ""},
+	}
+	for _, tt := range tests {
+		got, err := tt.box.open(tt.user, tt.stored)
+		if tt.want == "" {
+			if err == nil {
+				t.Errorf("%s: opened to %q", tt.name, got)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("%s: open = %q, %v", tt.name, got, err)
+		}
+	}
+	if s, _ := plain.seal("u_1", "X"); s != "X" {
+		t.Fatalf("nil box sealed to %q", s)
+	}
+	for _, bad := range [][]Key{{{ID: "a", Secret: []byte("short")}}, {{ID: "a:b", Secret: k1.Secret}}, {k1, k1}, {{Secret: k1.Secret}}} {
+		if _, err := newSecretBox(bad, rand.Reader); err == nil {
+			t.Errorf("newSecretBox(%v) accepted", bad)
+		}
+	}
+}

@@ -402,7 +402,12 @@ func (s *Service) pageQR(w http.ResponseWriter, r *http.Request, cl Caller) {
 		http.NotFound(w, r)
 		return
 	}
-	k, err := otp.NewKeyFromURL(totpURL(s.o.MFAIssuer, cl.User.Username, cl.User.TOTPPending))
+	pending, err := s.pendingSecret(r.Context(), cl)
+	if err != nil {
+		http.Error(w, "service unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	k, err := otp.NewKeyFromURL(totpURL(s.o.MFAIssuer, cl.User.Username, pending))
 	if err != nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
@@ -428,8 +433,13 @@ func (s *Service) pageConfirm(w http.ResponseWriter, r *http.Request, cl Caller)
 		s.redirect(w, r, "account")
 		return
 	case err != nil:
+		pending, perr := s.pendingSecret(r.Context(), cl)
+		if perr != nil {
+			http.Error(w, "service unavailable", http.StatusServiceUnavailable)
+			return
+		}
 		s.pageError(w, r, "enroll", "Set up two-factor authentication", err, pageData{
-			Secret: cl.User.TOTPPending, URL: totpURL(s.o.MFAIssuer, cl.User.Username, cl.User.TOTPPending)})
+			Secret: pending, URL: totpURL(s.o.MFAIssuer, cl.User.Username, pending)})
 		return
 	}
 	s.render(w, r, http.StatusOK, "backup", pageData{Title: "Your backup codes", Codes: codes})

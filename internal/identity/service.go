@@ -97,6 +97,12 @@ type Options struct {
 	// previous keys of a rotation stay here until tokens they signed have
 	// expired). Each Secret at least 32 bytes. Required.
 	Keys []Key
+	// TOTPKeys encrypt TOTP secrets at rest (AES-256-GCM, bound to the
+	// user ID): TOTPKeys[0] seals, all open, so keep an old key until
+	// every secret has been re-enrolled. Each at least 32 bytes. Empty
+	// stores secrets in plain text (secrets sealed earlier then fail to
+	// open, as a 503).
+	TOTPKeys []Key
 	// Issuer and Audience are the iss and aud of access tokens. Default
 	// "rampart".
 	Issuer   string
@@ -183,6 +189,7 @@ type Service struct {
 	mfaRole []string
 	pages   pageSet
 	ips     *ipThrottle
+	box     *secretBox
 }
 
 // New checks opts, fills defaults and returns a Service.
@@ -269,6 +276,10 @@ func New(opts Options) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identity: dummy hash: %w", err)
 	}
+	box, err := newSecretBox(o.TOTPKeys, o.Rand)
+	if err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
+	}
 	pages, err := parsePages()
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
@@ -280,6 +291,7 @@ func New(opts Options) (*Service, error) {
 	return &Service{
 		o: o, m: m, kr: kr, dummy: dummy, log: log, mfaRole: mfaRoles, pages: pages,
 		ips:    newIPThrottle(o.IPFailureThreshold, o.LockoutWindow, o.LockoutDuration),
+		box:    box,
 		access: newTokenParser(kr, o.Issuer, o.Audience, o.Now),
 		mfa:    newTokenParser(kr, o.Issuer, o.Audience+"#mfa", o.Now),
 	}, nil
@@ -480,7 +492,11 @@ func (s *Service) VerifyMFA(ctx context.Context, mfaToken, code string, remember
 	if s.lockedOut(u, now) || !u.MFAEnabled() {
 		return Tokens{}, fmt.Errorf("%w: account %s, locked out or without MFA", ErrInvalidCredentials, u.Status)
 	}
-	if err := s.checkSecondFactor(ctx, u, u.TOTPSecret, code, now, meta); err != nil {
+	secret, err := s.box.open(u.ID, u.TOTPSecret)
+	if err != nil {
+		return Tokens{}, s.storeErr(ctx, "open TOTP secret", err)
+	}
+	if err := s.checkSecondFactor(ctx, u, secret, true, code, now, meta); err != nil {
 		return Tokens{}, err
 	}
 	t, err := s.startSession(ctx, u, true, meta, now)
@@ -513,8 +529,8 @@ func (s *Service) ForgetDevices(ctx context.Context, cl Caller) error {
 }
 
 // checkSecondFactor enforces the attempt limit and accepts a TOTP code
-// for secret or, when allowBackup, a backup code.
-func (s *Service) checkSecondFactor(ctx context.Context, u User, secret, code string, now time.Time, meta ClientMeta) error {
+// for the plain secret or, when allowBackup, a backup code.
+func (s *Service) checkSecondFactor(ctx context.Context, u User, secret string, allowBackup bool, code string, now time.Time, meta ClientMeta) error {
 	n, err := s.o.Store.FailureCount(ctx, u.ID, FailureMFA, now, s.o.MFAWindow)
 	if err != nil {
 		return s.storeErr(ctx, "failure count", err)
@@ -532,7 +548,7 @@ func (s *Service) checkSecondFactor(ctx context.Context, u User, secret, code st
 		case !errors.Is(err, ErrConflict):
 			return s.storeErr(ctx, "use TOTP step", err)
 		}
-	} else if hash, ok := parseBackupCode(code); ok && secret == u.TOTPSecret {
+	} else if hash, ok := parseBackupCode(code); ok && allowBackup {
 		switch err := s.o.Store.UseBackupCode(ctx, u.ID, hash, now); {
 		case err == nil:
 			accepted = true
@@ -832,11 +848,24 @@ func (s *Service) EnrollMFA(ctx context.Context, cl Caller) (Enrollment, error) 
 		return Enrollment{}, err
 	}
 	u := cl.User
-	u.TOTPPending, u.UpdatedAt = k.Secret(), s.o.Now().UTC()
+	sealed, err := s.box.seal(u.ID, k.Secret())
+	if err != nil {
+		return Enrollment{}, err
+	}
+	u.TOTPPending, u.UpdatedAt = sealed, s.o.Now().UTC()
 	if err := s.o.Store.UpdateUser(ctx, u); err != nil {
 		return Enrollment{}, s.storeErr(ctx, "store pending secret", err)
 	}
 	return Enrollment{Secret: k.Secret(), URL: totpURL(s.o.MFAIssuer, u.Username, k.Secret())}, nil
+}
+
+// pendingSecret returns the caller's pending TOTP secret in plain text.
+func (s *Service) pendingSecret(ctx context.Context, cl Caller) (string, error) {
+	p, err := s.box.open(cl.User.ID, cl.User.TOTPPending)
+	if err != nil {
+		return "", s.storeErr(ctx, "open TOTP secret", err)
+	}
+	return p, nil
 }
 
 // ErrNoEnrollment means ConfirmMFA was called without a pending secret.
@@ -853,7 +882,11 @@ func (s *Service) ConfirmMFA(ctx context.Context, cl Caller, code string, meta C
 		return nil, ErrNoEnrollment
 	}
 	now := s.o.Now().UTC()
-	if err := s.checkSecondFactor(ctx, u, u.TOTPPending, code, now, meta); err != nil {
+	pending, err := s.box.open(u.ID, u.TOTPPending)
+	if err != nil {
+		return nil, s.storeErr(ctx, "open TOTP secret", err)
+	}
+	if err := s.checkSecondFactor(ctx, u, pending, false, code, now, meta); err != nil {
 		return nil, err
 	}
 	codes := make([]string, s.o.BackupCodes)
@@ -864,7 +897,11 @@ func (s *Service) ConfirmMFA(ctx context.Context, cl Caller, code string, meta C
 			return nil, err
 		}
 	}
-	u.TOTPSecret, u.TOTPPending, u.UpdatedAt = u.TOTPPending, "", now
+	sealed, err := s.box.seal(u.ID, pending)
+	if err != nil {
+		return nil, err
+	}
+	u.TOTPSecret, u.TOTPPending, u.UpdatedAt = sealed, "", now
 	if err := s.o.Store.UpdateUser(ctx, u); err != nil {
 		return nil, s.storeErr(ctx, "activate TOTP", err)
 	}
