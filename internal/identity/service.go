@@ -109,7 +109,8 @@ type Options struct {
 	Audience string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// Rand is the randomness source; nil means crypto/rand.
+	// Rand is the randomness source for IDs, tokens, codes and TOTP
+	// secrets; nil means crypto/rand. It must be safe for concurrent use.
 	Rand io.Reader
 	// Logger receives store errors. Nil discards.
 	Logger *slog.Logger
