@@ -138,20 +138,21 @@ func (s *Service) csrf(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// sameOrigin refuses requests a browser marks as cross-site.
+// sameOrigin refuses requests a browser marks as cross-site. Fetch
+// metadata (Sec-Fetch-Site) decides when present: it is right even where a
+// no-referrer policy makes the browser send "Origin: null". Otherwise an
+// Origin header must name this host; no header at all (a non-browser
+// client) passes, and the pages still need their CSRF token.
 func sameOrigin(r *http.Request) bool {
-	switch r.Header.Get("Sec-Fetch-Site") {
-	case "", "same-origin", "none":
-	default:
-		return false
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin" || site == "none"
 	}
-	if o := r.Header.Get("Origin"); o != "" {
-		u, err := url.Parse(o)
-		if err != nil || u.Host != r.Host {
-			return false
-		}
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
 	}
-	return true
+	u, err := url.Parse(o)
+	return err == nil && u.Host != "" && u.Host == r.Host
 }
 
 func (s *Service) pageForbidden(w http.ResponseWriter, r *http.Request) {

@@ -294,6 +294,9 @@ func TestAuthenticateWithSessionCookie(t *testing.T) {
 		{"POST no headers", "POST", nil, true},
 		{"POST cross-site", "POST", map[string]string{"Sec-Fetch-Site": "cross-site"}, false},
 		{"DELETE foreign origin", "DELETE", map[string]string{"Origin": "https://evil.example"}, false},
+		{"POST origin null", "POST", map[string]string{"Origin": "null"}, false},
+		{"POST same-origin with origin null (no-referrer page)", "POST", map[string]string{"Origin": "null", "Sec-Fetch-Site": "same-origin"}, true},
+		{"POST same-site is not same-origin", "POST", map[string]string{"Sec-Fetch-Site": "same-site"}, false},
 		{"bad Authorization wins over cookie", "GET", map[string]string{"Authorization": "Basic eDp5"}, false},
 	}
 	for _, tt := range tests {
