@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -778,5 +780,35 @@ func TestTOTPSecretEncryptedAtRest(t *testing.T) {
 	totp, _ = identity.TOTPCode(secret, e.clock.Now())
 	if _, err := blind.VerifyMFA(context.Background(), res.MFAToken, totp, false, identity.ClientMeta{}); !errors.Is(err, identity.ErrUnavailable) {
 		t.Fatalf("verify without the TOTP key: %v", err)
+	}
+}
+
+func TestRequestInfo(t *testing.T) {
+	e := newEnv(t, nil)
+	e.createUser("alice")
+	h := e.svc.Handler()
+	serve := func(body string, ip string) (*reqinfo.Info, *httptest.ResponseRecorder) {
+		info := &reqinfo.Info{ID: "req-1", ClientIP: netip.MustParseAddr(ip)}
+		req := httptest.NewRequest("POST", "/.rampart/login", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req = req.WithContext(reqinfo.With(req.Context(), info))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return info, rec
+	}
+	info, rec := serve(`{"username":"alice","password":"`+goodPassword+`"}`, "203.0.113.9")
+	if rec.Code != http.StatusOK || info.Principal.Name != "alice" || info.Principal.Kind != "user" {
+		t.Fatalf("login: %d principal %+v", rec.Code, info.Principal)
+	}
+	list, err := e.store.ListSessions(context.Background(), info.Principal.ID)
+	if err != nil || len(list) != 1 || list[0].ClientIP != "203.0.113.9" {
+		t.Fatalf("session client IP from reqinfo: %+v %v", list, err)
+	}
+	info, rec = serve(`{"username":"alice","password":"nope nope nope"}`, "203.0.113.9")
+	if rec.Code != http.StatusUnauthorized || info.Outcome != "invalid_credentials" || !info.Principal.Anonymous() {
+		t.Fatalf("failure: %d outcome %q principal %+v", rec.Code, info.Outcome, info.Principal)
+	}
+	if !strings.Contains(rec.Body.String(), `"request_id":"req-1"`) {
+		t.Fatalf("body %s", rec.Body)
 	}
 }

@@ -306,11 +306,17 @@ func (s *Service) withCaller(h func(http.ResponseWriter, *http.Request, Caller))
 			s.fail(w, r, err)
 			return
 		}
-		if info := reqinfo.From(r.Context()); info != nil {
-			info.Principal = reqinfo.Principal{Kind: "user", ID: cl.User.ID, Name: cl.User.Username,
-				Permissions: s.m.Permissions(cl.User.Roles), SessionID: cl.Session.ID}
-		}
+		s.recordCaller(r, cl)
 		h(w, r, cl)
+	}
+}
+
+// recordCaller puts the caller on the request's Info, for the access log
+// and audit.
+func (s *Service) recordCaller(r *http.Request, cl Caller) {
+	if info := reqinfo.From(r.Context()); info != nil {
+		info.Principal = reqinfo.Principal{Kind: "user", ID: cl.User.ID, Name: cl.User.Username,
+			Permissions: s.m.Permissions(cl.User.Roles), SessionID: cl.Session.ID}
 	}
 }
 

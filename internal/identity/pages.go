@@ -301,6 +301,7 @@ func (s *Service) withPageCaller(h func(http.ResponseWriter, *http.Request, Call
 			s.redirect(w, r, "login")
 			return
 		}
+		s.recordCaller(r, cl)
 		h(w, r, cl)
 	}
 }
