@@ -2,6 +2,7 @@ package identity
 
 import (
 	"crypto/rand"
+	"net/http"
 	"testing"
 )
 
@@ -121,6 +122,30 @@ func TestSecretBox(t *testing.T) {
 	for _, bad := range [][]Key{{{ID: "a", Secret: []byte("short")}}, {{ID: "a:b", Secret: k1.Secret}}, {k1, k1}, {{Secret: k1.Secret}}} {
 		if _, err := newSecretBox(bad, rand.Reader); err == nil {
 			t.Errorf("newSecretBox(%v) accepted", bad)
+		}
+	}
+}
+
+func TestStripCookies(t *testing.T) {
+	tests := []struct {
+		in   []string
+		want string // "" means no Cookie header
+	}{
+		{nil, ""},
+		{[]string{"a=1; __Host-rampart_session=x; b=2"}, "a=1; b=2"},
+		{[]string{"__Host-rampart_refresh=x", "__Host-rampart_csrf=y"}, ""},
+		{[]string{"theme=dark", "__Host-rampart_device=z; lang=en"}, "theme=dark; lang=en"},
+		{[]string{"__Host-rampart_session"}, ""},
+		{[]string{"x=__Host-rampart_session"}, "x=__Host-rampart_session"},
+	}
+	for _, tt := range tests {
+		h := http.Header{}
+		for _, v := range tt.in {
+			h.Add("Cookie", v)
+		}
+		StripCookies(h)
+		if got := h.Get("Cookie"); got != tt.want || len(h.Values("Cookie")) > 1 {
+			t.Errorf("StripCookies(%q) = %q, want %q", tt.in, h.Values("Cookie"), tt.want)
 		}
 	}
 }

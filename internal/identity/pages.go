@@ -26,11 +26,11 @@ var pageFS embed.FS
 // Cookie names. The __Host- prefix makes browsers insist on Secure, Path=/
 // and no Domain, so a sibling subdomain cannot plant or read them.
 const (
-	cookieSession = "__Host-rampart_session" // access token
-	cookieRefresh = "__Host-rampart_refresh" // refresh token
-	cookieMFA     = "__Host-rampart_mfa"     // token between password and second factor
-	cookieCSRF    = "__Host-rampart_csrf"    // double-submit CSRF token
-	cookieDevice  = "__Host-rampart_device"  // trusted-device token
+	cookieSession = CookiePrefix + "session" // access token
+	cookieRefresh = CookiePrefix + "refresh" // refresh token
+	cookieMFA     = CookiePrefix + "mfa"     // token between password and second factor
+	cookieCSRF    = CookiePrefix + "csrf"    // double-submit CSRF token
+	cookieDevice  = CookiePrefix + "device"  // trusted-device token
 )
 
 // pageCSP is the policy the pages are written for: nothing inline, nothing
@@ -445,4 +445,30 @@ func (s *Service) pageConfirm(w http.ResponseWriter, r *http.Request, cl Caller)
 		return
 	}
 	s.render(w, r, http.StatusOK, "backup", pageData{Title: "Your backup codes", Codes: codes})
+}
+
+// CookiePrefix starts the name of every cookie this package sets.
+const CookiePrefix = "__Host-rampart_"
+
+// StripCookies removes Rampart's own cookies (session, refresh, MFA, CSRF,
+// device) from a request's Cookie headers, keeping the others. The proxy
+// calls it before forwarding, so an upstream never sees Rampart's tokens.
+func StripCookies(h http.Header) {
+	lines := h.Values("Cookie")
+	if len(lines) == 0 {
+		return
+	}
+	var kept []string
+	for _, line := range lines {
+		for _, part := range strings.Split(line, ";") {
+			name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
+			if p := strings.TrimSpace(part); p != "" && !strings.HasPrefix(name, CookiePrefix) {
+				kept = append(kept, p)
+			}
+		}
+	}
+	h.Del("Cookie")
+	if len(kept) > 0 {
+		h.Set("Cookie", strings.Join(kept, "; "))
+	}
 }
