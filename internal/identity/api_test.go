@@ -812,3 +812,21 @@ func TestRequestInfo(t *testing.T) {
 		t.Fatalf("body %s", rec.Body)
 	}
 }
+
+func TestPrune(t *testing.T) {
+	e := newEnv(t, nil)
+	e.createUser("alice")
+	old := e.login("alice", goodPassword)
+	if code, _ := e.do("POST", "/.rampart/logout", nil, old.AccessToken); code != http.StatusNoContent {
+		t.Fatal("logout")
+	}
+	e.clock.Advance(48 * time.Hour)
+	live := e.login("alice", goodPassword)
+	n, err := e.svc.Prune(context.Background(), 24*time.Hour)
+	if err != nil || n != 1 {
+		t.Fatalf("Prune = %d, %v; want 1", n, err)
+	}
+	if e.me(live.AccessToken) != http.StatusOK {
+		t.Fatal("live session pruned")
+	}
+}

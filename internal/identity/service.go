@@ -956,3 +956,14 @@ func (s *Service) ResetPassword(ctx context.Context, token, password string, met
 	}
 	return s.storeErr(ctx, "reset password", err)
 }
+
+// Prune deletes sessions (with their refresh tokens) that ended more than
+// keep ago, and expired reset tokens. Run it daily; keep is how long ended
+// sessions stay visible in exports, e.g. 30 days.
+func (s *Service) Prune(ctx context.Context, keep time.Duration) (int, error) {
+	n, err := s.o.Store.PruneSessions(ctx, s.o.Now().UTC().Add(-keep))
+	if err != nil {
+		return 0, s.storeErr(ctx, "prune sessions", err)
+	}
+	return n, nil
+}
