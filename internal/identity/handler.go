@@ -18,9 +18,9 @@ import (
 // maxBodyBytes bounds a JSON request body.
 const maxBodyBytes = 16 << 10
 
-// Handler returns the JSON API and the browser pages under BasePath. Mount it for every path starting with BasePath on the
-// public listener, inside reqinfo.Middleware so client IPs resolve through
-// trusted proxies:
+// Handler returns the JSON API and the browser pages under BasePath. Mount
+// it for every path starting with BasePath on the public listener, inside
+// reqinfo.Middleware so client IPs resolve through trusted proxies:
 //
 //	POST   login            {"username","password"[,"device_token"]} → tokens | {"mfa_required":true,"mfa_token"}
 //	POST   mfa/verify       {"mfa_token","code"[,"remember_device"]} → tokens [+ "device_token"]
