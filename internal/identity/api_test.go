@@ -830,3 +830,39 @@ func TestPrune(t *testing.T) {
 		t.Fatal("live session pruned")
 	}
 }
+
+func TestLockoutGrowingDelay(t *testing.T) {
+	e := newEnv(t, nil) // threshold 5, delay after 3, lock 15m
+	e.createUser("alice")
+	ctx := context.Background()
+	try := func(pass string) error {
+		_, err := e.svc.Login(ctx, "alice", pass, identity.ClientMeta{})
+		return err
+	}
+	steps := []struct {
+		name    string
+		advance time.Duration
+		pass    string
+		ok      bool
+	}{
+		{"1st failure", 0, "wrong password 1", false},
+		{"2nd failure", 0, "wrong password 2", false},
+		{"3rd failure starts a 1s delay", 0, "wrong password 3", false},
+		{"right password during the delay", 500 * time.Millisecond, goodPassword, false},
+		{"4th failure after the delay: 2s", 500 * time.Millisecond, "wrong password 4", false},
+		{"still waiting", time.Second, goodPassword, false},
+		{"5th failure locks", time.Second, "wrong password 5", false},
+		{"locked", 2 * time.Second, goodPassword, false},
+		{"lock over", identity.DefaultLockoutDuration, goodPassword, true},
+	}
+	for _, st := range steps {
+		e.clock.Advance(st.advance)
+		err := try(st.pass)
+		if (err == nil) != st.ok {
+			t.Fatalf("%s: err = %v, want ok=%v", st.name, err, st.ok)
+		}
+		if err != nil && !errors.Is(err, identity.ErrInvalidCredentials) {
+			t.Fatalf("%s: %v is not the generic refusal", st.name, err)
+		}
+	}
+}

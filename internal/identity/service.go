@@ -38,6 +38,7 @@ const (
 	DefaultBasePath         = "/.rampart/"
 	DefaultTrustedDeviceTTL = 30 * 24 * time.Hour
 	DefaultIPFailures       = 20
+	DefaultLockoutDelay     = 3
 )
 
 // Errors returned by Service methods and Authenticate. Handlers map them
@@ -143,6 +144,12 @@ type Options struct {
 	LockoutThreshold int
 	LockoutWindow    time.Duration
 	LockoutDuration  time.Duration
+	// LockoutDelayAfter failures (below LockoutThreshold) make the account
+	// wait before the next try: 1s after that many, doubling with each
+	// further failure, until the threshold locks it. Tries during the wait
+	// are refused unchecked. Default 3; a value at or above the threshold
+	// turns the delay off.
+	LockoutDelayAfter int
 	// IPFailureThreshold failed logins from one client IP within
 	// LockoutWindow, across accounts, start a growing block of that IP
 	// (1s, 2s, 4s, ... up to LockoutDuration; answered 429). It is kept
@@ -225,6 +232,7 @@ func New(opts Options) (*Service, error) {
 	setDefault(&o.LockoutWindow, DefaultLockoutWindow)
 	setDefault(&o.LockoutDuration, DefaultLockoutDuration)
 	setDefault(&o.IPFailureThreshold, DefaultIPFailures)
+	setDefault(&o.LockoutDelayAfter, DefaultLockoutDelay)
 	setDefault(&o.BackupCodes, DefaultBackupCodes)
 	setDefault(&o.MFAAttemptLimit, DefaultMFAAttemptLimit)
 	setDefault(&o.MFAWindow, DefaultMFAWindow)
@@ -244,7 +252,7 @@ func New(opts Options) (*Service, error) {
 	}
 	for name, n := range map[string]int{
 		"max sessions": o.MaxSessions, "lockout threshold": o.LockoutThreshold,
-		"IP failure threshold": o.IPFailureThreshold,
+		"IP failure threshold": o.IPFailureThreshold, "lockout delay after": o.LockoutDelayAfter,
 		"MFA attempt limit":    o.MFAAttemptLimit, "backup codes": o.BackupCodes,
 	} {
 		if n < 1 || n > 1000 {
@@ -399,7 +407,8 @@ func (s *Service) login(ctx context.Context, username, password string, meta Cli
 			return LoginResult{}, s.storeErr(ctx, "count failure", err)
 		}
 		s.emit(ctx, EventLoginFailure, u, "", meta)
-		if n >= s.o.LockoutThreshold {
+		switch {
+		case n >= s.o.LockoutThreshold:
 			if err := s.o.Store.SetLockedUntil(ctx, u.ID, now.Add(s.o.LockoutDuration)); err != nil {
 				return LoginResult{}, s.storeErr(ctx, "lock out", err)
 			}
@@ -407,6 +416,11 @@ func (s *Service) login(ctx context.Context, username, password string, meta Cli
 				return LoginResult{}, s.storeErr(ctx, "reset failures", err)
 			}
 			s.emit(ctx, EventLockout, u, "", meta)
+		case n >= s.o.LockoutDelayAfter:
+			delay := min(time.Second<<min(n-s.o.LockoutDelayAfter, 30), s.o.LockoutDuration)
+			if err := s.o.Store.SetLockedUntil(ctx, u.ID, now.Add(delay)); err != nil {
+				return LoginResult{}, s.storeErr(ctx, "delay", err)
+			}
 		}
 		return LoginResult{}, fmt.Errorf("%w: wrong password", ErrInvalidCredentials)
 	}
