@@ -253,7 +253,7 @@ func New(opts Options) (*Service, error) {
 	for name, n := range map[string]int{
 		"max sessions": o.MaxSessions, "lockout threshold": o.LockoutThreshold,
 		"IP failure threshold": o.IPFailureThreshold, "lockout delay after": o.LockoutDelayAfter,
-		"MFA attempt limit":    o.MFAAttemptLimit, "backup codes": o.BackupCodes,
+		"MFA attempt limit": o.MFAAttemptLimit, "backup codes": o.BackupCodes,
 	} {
 		if n < 1 || n > 1000 {
 			problems = append(problems, fmt.Errorf("%s %d: must be 1 to 1000", name, n))
