@@ -98,8 +98,9 @@ func startGateway(t *testing.T, config string) *gateway {
 	if err := g.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- g.cmd.Wait(); pw.Close() }()
+	done := make(chan struct{}) // closed when the process has exited
+	var waitErr error
+	go func() { waitErr = g.cmd.Wait(); pw.Close(); close(done) }()
 	t.Cleanup(func() {
 		_ = g.cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -129,8 +130,8 @@ func startGateway(t *testing.T, config string) *gateway {
 	}()
 	select {
 	case <-ready:
-	case err := <-done:
-		t.Fatalf("rampart exited before listening: %v\n%s", err, g.logs.String())
+	case <-done:
+		t.Fatalf("rampart exited before listening: %v\n%s", waitErr, g.logs.String())
 	case <-time.After(30 * time.Second):
 		t.Fatalf("rampart did not start listening:\n%s", g.logs.String())
 	}

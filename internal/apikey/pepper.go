@@ -3,10 +3,12 @@ package apikey
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 )
 
 // MinPepperLen is the shortest pepper accepted, in bytes.
@@ -84,8 +86,13 @@ func (s *pepperState) mac(body string) [sha256.Size]byte {
 
 // Keyring holds the current pepper, used for new hashes, and previous
 // peppers, still accepted for verification during a pepper rotation.
-// It is safe for concurrent use.
+// It is safe for concurrent use, and Replace swaps its peppers atomically
+// while requests are being verified.
 type Keyring struct {
+	state atomic.Pointer[keyringState]
+}
+
+type keyringState struct {
 	current *pepperState
 	all     map[int]*pepperState
 }
@@ -93,32 +100,62 @@ type Keyring struct {
 // NewKeyring returns a keyring hashing with current and verifying hashes
 // made with current or any of previous.
 func NewKeyring(current Pepper, previous ...Pepper) (*Keyring, error) {
+	st, err := newKeyringState(current, previous)
+	if err != nil {
+		return nil, err
+	}
+	k := &Keyring{}
+	k.state.Store(st)
+	return k, nil
+}
+
+// Replace makes current the pepper for new hashes and accepts hashes made
+// with current or any of previous from now on; on error nothing changes.
+func (k *Keyring) Replace(current Pepper, previous ...Pepper) error {
+	st, err := newKeyringState(current, previous)
+	if err != nil {
+		return err
+	}
+	k.state.Store(st)
+	return nil
+}
+
+func newKeyringState(current Pepper, previous []Pepper) (*keyringState, error) {
 	cur, err := newPepperState(current)
 	if err != nil {
 		return nil, fmt.Errorf("current pepper: %w", err)
 	}
-	k := &Keyring{current: cur, all: map[int]*pepperState{cur.version: cur}}
+	st := &keyringState{current: cur, all: map[int]*pepperState{cur.version: cur}}
 	for _, p := range previous {
 		s, err := newPepperState(p)
 		if err != nil {
 			return nil, fmt.Errorf("previous pepper v%d: %w", p.Version, err)
 		}
-		if _, dup := k.all[s.version]; dup {
+		if _, dup := st.all[s.version]; dup {
 			return nil, fmt.Errorf("pepper v%d: %w", s.version, errDuplicatePepperVer)
 		}
-		k.all[s.version] = s
+		st.all[s.version] = s
 	}
-	return k, nil
+	return st, nil
 }
 
-// CurrentVersion is the pepper version new hashes are made with.
-func (k *Keyring) CurrentVersion() int { return k.current.version }
+// VersionFromID maps a secret manager's version ID (an AWS VersionId, a
+// Vault version, a content fingerprint) to the positive pepper version
+// stored next to each hash. Every instance computes the same number.
+func VersionFromID(id string) int {
+	sum := sha256.Sum256([]byte("rampart pepper version\x00" + id))
+	return int(binary.BigEndian.Uint32(sum[:4])&0x7fffffff) | 1
+}
+
+// CurrentVersion is the version of the pepper new hashes are made with.
+func (k *Keyring) CurrentVersion() int { return k.state.Load().current.version }
 
 // Hash returns HMAC-SHA256 of the key under the current pepper, and that
 // pepper's version, for storing in a Record.
 func (k *Keyring) Hash(key Key) (hash []byte, version int) {
-	sum := k.current.mac(key.body())
-	return sum[:], k.current.version
+	cur := k.state.Load().current
+	sum := cur.mac(key.body())
+	return sum[:], cur.version
 }
 
 // Verify checks key against a stored hash made with pepper version. It
@@ -128,9 +165,10 @@ func (k *Keyring) Verify(key Key, hash []byte, version int) error {
 	if key.raw == "" {
 		return ErrMismatch
 	}
-	s := k.current
+	st := k.state.Load()
+	s := st.current
 	if version != s.version {
-		s = k.all[version]
+		s = st.all[version]
 		if s == nil {
 			return ErrUnknownPepper
 		}
@@ -144,4 +182,4 @@ func (k *Keyring) Verify(key Key, hash []byte, version int) error {
 
 // NeedsRehash reports whether a hash made with pepper version should be
 // replaced by one under the current pepper.
-func (k *Keyring) NeedsRehash(version int) bool { return version != k.current.version }
+func (k *Keyring) NeedsRehash(version int) bool { return version != k.state.Load().current.version }
