@@ -13,6 +13,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -78,6 +79,26 @@ type gateway struct {
 	public, http, admin string
 	logs                *syncBuffer
 	dir                 string
+	config              string // the config file, for `rampart keys -c`
+}
+
+// secretEnv writes a pepper and an audit seal key into dir, as an operator's
+// secret files, and returns the RAMPART_* variables that reference them.
+func secretEnv(t *testing.T, dir string) []string {
+	t.Helper()
+	var env []string
+	for _, name := range []string{"api_key_pepper", "audit_seal_key"} {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(hex.EncodeToString(b)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		env = append(env, "RAMPART_SECRETS_"+strings.ToUpper(name)+"=file:"+path)
+	}
+	return env
 }
 
 // startGateway writes config to a file and runs `rampart serve` on it until
@@ -89,9 +110,10 @@ func startGateway(t *testing.T, config string) *gateway {
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	g := &gateway{logs: &syncBuffer{}, dir: dir}
+	g := &gateway{logs: &syncBuffer{}, dir: dir, config: path}
 	g.cmd = exec.Command(binary, "serve", "-c", path)
 	g.cmd.Env = append(os.Environ(), "RAMPART_STATE_DIR="+dir)
+	g.cmd.Env = append(g.cmd.Env, secretEnv(t, dir)...)
 	pr, pw := io.Pipe()
 	g.cmd.Stderr = io.MultiWriter(pw, g.logs)
 	g.cmd.Stdout = g.logs

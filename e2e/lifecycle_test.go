@@ -202,24 +202,48 @@ func TestDemoCurlLines(t *testing.T) {
 		t.Fatalf("demo printed %d curl lines", len(curls))
 	}
 	statusLine := regexp.MustCompile(`(?m)^HTTP/\S+ (\d+)`)
+	promised := regexp.MustCompile(`#\s*(\d{3}):`) // "# 401: no key" promises a status
 	for _, line := range curls {
-		// Run each line exactly as printed, adding only -sS and a status marker.
-		out, err := exec.CommandContext(ctx, "bash", "-c", strings.Replace(line, "curl ", "curl -sS -w '\nstatus=%{http_code}\n' ", 1)).CombinedOutput()
+		// Run each line exactly as printed (the shell drops the comment),
+		// adding only -sS and a status marker when it is one curl call.
+		cmdline := line
+		if !strings.Contains(line, "|") {
+			cmdline = strings.Replace(line, "curl ", "curl -sS -w '\nstatus=%{http_code}\n' ", 1)
+		}
+		out, err := exec.CommandContext(ctx, "bash", "-c", cmdline).CombinedOutput()
 		if err != nil {
 			t.Errorf("%s: %v\n%s", line, err, out)
 			continue
 		}
 		s := string(out)
+		status := ""
+		if m := statusLine.FindStringSubmatch(s); m != nil {
+			status = m[1]
+		} else if i := strings.LastIndex(s, "status="); i >= 0 {
+			status = strings.TrimSpace(s[i+len("status="):])
+		}
 		switch {
+		case strings.Contains(line, "| grep rampart_http"):
+			if !strings.Contains(s, "rampart_http_requests_total") {
+				t.Errorf("%s: no request metrics:\n%s", line, s)
+			}
+		case promised.MatchString(line):
+			if want := promised.FindStringSubmatch(line)[1]; status != want {
+				t.Errorf("%s: status %s, want %s:\n%s", line, status, want, s)
+			}
 		case strings.Contains(line, "http://"):
-			if !strings.Contains(s, "status=301") || !strings.Contains(s, "Location: https://localhost:") {
+			if status != "301" || !strings.Contains(s, "Location: https://localhost:") {
 				t.Errorf("%s: want a redirect to HTTPS:\n%s", line, s)
 			}
+		case strings.Contains(line, "ticket"):
+			if status != "200" || !strings.Contains(s, `"ticket":"rwt_`) {
+				t.Errorf("%s: want a ticket:\n%s", line, s)
+			}
 		case strings.Contains(line, "-si"):
-			if m := statusLine.FindStringSubmatch(s); m == nil || m[1] != "200" || !strings.Contains(strings.ToLower(s), "strict-transport-security: max-age=31536000") {
+			if status != "200" || !strings.Contains(strings.ToLower(s), "strict-transport-security: max-age=31536000") {
 				t.Errorf("%s: want 200 with HSTS:\n%s", line, s)
 			}
-		case !strings.Contains(s, "status=200") && !strings.Contains(s, "status=201"):
+		case status != "200" && status != "201":
 			t.Errorf("%s: not a success:\n%s", line, s)
 		}
 	}

@@ -23,12 +23,20 @@ import (
 
 	"github.com/rs/cors"
 
+	"github.com/rampart-security/rampart/internal/admin"
+	"github.com/rampart-security/rampart/internal/apikey"
+	"github.com/rampart-security/rampart/internal/audit"
+	"github.com/rampart-security/rampart/internal/auth"
 	"github.com/rampart-security/rampart/internal/certs"
 	"github.com/rampart-security/rampart/internal/clientip"
 	"github.com/rampart-security/rampart/internal/config"
+	"github.com/rampart-security/rampart/internal/metrics"
 	"github.com/rampart-security/rampart/internal/proxy"
+	"github.com/rampart-security/rampart/internal/redact"
 	"github.com/rampart-security/rampart/internal/reqinfo"
+	"github.com/rampart-security/rampart/internal/route"
 	"github.com/rampart-security/rampart/internal/secheaders"
+	"github.com/rampart-security/rampart/internal/wsgate"
 )
 
 // Options are what the caller provides besides the config.
@@ -44,6 +52,8 @@ type App struct {
 	now   func() time.Time
 	proxy *proxy.Proxy
 
+	stack *stack
+
 	certFile *certs.FileSource // nil unless certificates come from files
 	acme     *certs.ACMESource // nil unless ACME is on
 	tlsConf  *tls.Config
@@ -55,15 +65,28 @@ type App struct {
 	SelfSignedCert string
 }
 
-// New builds the gateway from a validated config.
-func New(cfg config.Config, opts Options) (*App, error) {
+// New builds the gateway from a validated config: it opens the secrets,
+// the store, the audit log and Redis the config names, so Close must be
+// called if Serve is not.
+func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if err := devSecrets(&cfg, opts.Log); err != nil {
+		return nil, err
+	}
 	a := &App{cfg: cfg, log: opts.Log, now: opts.Now}
+	if a.stack, err = buildStack(ctx, cfg, opts.Log, opts.Now); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = a.stack.close(context.Background())
+		}
+	}()
 
 	if err := a.setupTLS(); err != nil {
 		return nil, err
@@ -206,9 +229,15 @@ func (a *App) publicHandler() (http.Handler, error) {
 	}
 	a.proxy = p
 
+	st := a.stack
+	preLimit, postLimit, err := st.rateLimits()
+	if err != nil {
+		return nil, err
+	}
 	mws := []middleware{
 		recoverer(a.log),
 		reqinfo.Middleware(ips, a.now),
+		st.metrics.Middleware,
 	}
 	if cfg.Log.Access {
 		mws = append(mws, accessLog(a.log, a.now))
@@ -216,9 +245,89 @@ func (a *App) publicHandler() (http.Handler, error) {
 	mws = append(mws,
 		headers.Middleware,
 		corsPolicy(cfg.CORS).Handler,
-		routing(table),
 	)
-	return chain(p, mws...), nil
+	if st.tickets != nil && st.auth != nil {
+		// The ticket endpoint is not in the route table: it needs an API
+		// key with read permission, and is limited like a keyed route.
+		tickets := chain(st.tickets.Handler(), preLimit,
+			st.auth.Require(auth.Policy{Auth: auth.AuthAPIKey, Permission: auth.PermissionRead}), postLimit)
+		mws = append(mws, exactPath(cfg.WebSocket.TicketPath, tickets))
+	}
+	mws = append(mws, routing(table), preLimit)
+	if st.audit != nil {
+		mws = append(mws, audit.Middleware(st.audit, audit.MiddlewareOptions{NoWait: !cfg.Audit.Wait, Log: a.log}))
+	}
+	if st.auth != nil {
+		mws = append(mws, st.auth.Middleware)
+	} else {
+		mws = append(mws, refuseKeyRoutes)
+	}
+	mws = append(mws, postLimit)
+	final := http.Handler(p)
+	if st.gate != nil {
+		if final, err = a.webSocketRoutes(table, p); err != nil {
+			return nil, err
+		}
+	}
+	return chain(final, mws...), nil
+}
+
+// exactPath sends requests for path to h and everything else down the chain.
+func exactPath(path string, h http.Handler) middleware {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == path {
+				h.ServeHTTP(w, r)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// refuseKeyRoutes fails closed when no API keys can be checked (no pepper
+// configured): a route that needs a key answers 503, never passes.
+func refuseKeyRoutes(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rt := routeFrom(r.Context()); rt != nil && rt.Authenticated() && !rt.WebSocket {
+			reqinfo.Reject(w, r, http.StatusServiceUnavailable, auth.OutcomeUnavailable, "authentication is not configured")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// webSocketRoutes sends requests on websocket routes to the gate, the rest
+// to the proxy.
+func (a *App) webSocketRoutes(table *route.Table, p http.Handler) (http.Handler, error) {
+	gates := map[string]http.Handler{}
+	for _, rc := range a.cfg.Routes {
+		if !rc.WebSocket {
+			continue
+		}
+		perm := reqinfo.Permission(0)
+		if rc.Permission != "" && rc.Permission != route.PermByMethod {
+			pp, err := apikey.ParsePermissions(rc.Permission)
+			if err != nil {
+				return nil, fmt.Errorf("routes %s: %w", rc.Name, err)
+			}
+			perm = pp
+		}
+		h, err := a.stack.gate.Handler(wsgate.RouteOptions{Name: rc.Name, Upstream: a.cfg.Upstream.URL, Permission: perm})
+		if err != nil {
+			return nil, fmt.Errorf("routes %s: %w", rc.Name, err)
+		}
+		gates[rc.Name] = h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rt := routeFrom(r.Context()); rt != nil && rt.WebSocket {
+			if h := gates[rt.Name]; h != nil {
+				h.ServeHTTP(w, r)
+				return
+			}
+		}
+		p.ServeHTTP(w, r)
+	}), nil
 }
 
 // corsResponseHeaders are dropped from upstream responses: the edge alone
@@ -285,6 +394,16 @@ func (a *App) adminHandler() (http.Handler, error) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
+	if a.cfg.Metrics.Enabled {
+		mux.Handle("GET /metrics", metrics.Handler(a.stack.reg))
+	}
+	if a.stack.keys != nil {
+		api, err := admin.NewHandler(admin.HandlerOptions{Manager: a.stack.keys, Auth: a.stack.auth, Logger: a.log, Now: a.now})
+		if err != nil {
+			return nil, err
+		}
+		mux.Handle("/v1/", chain(api, reqinfo.Middleware(clientip.New(nil), a.now)))
+	}
 	if a.cfg.Server.Debug {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -314,14 +433,26 @@ func containsAddr(prefixes []netip.Prefix, a netip.Addr) bool {
 	return false
 }
 
-// readyz reports whether the upstream answers.
+// readyz reports whether the upstream answers and the stores are reachable.
 func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := a.checkUpstream(ctx); err != nil {
-		a.log.Warn("not ready", "check", "upstream", "error", err)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "check": "upstream"})
-		return
+	checks := []struct {
+		name string
+		run  func(context.Context) error
+	}{{"upstream", a.checkUpstream}, {"store", a.stack.store.Ping}}
+	if a.stack.redis != nil {
+		checks = append(checks, struct {
+			name string
+			run  func(context.Context) error
+		}{"redis", func(ctx context.Context) error { return a.stack.redis.Ping(ctx).Err() }})
+	}
+	for _, c := range checks {
+		if err := c.run(ctx); err != nil {
+			a.log.Warn("not ready", "check", c.name, "error", redact.Error(err))
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "check": c.name})
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
@@ -407,8 +538,14 @@ func (a *App) Addrs() (public, httpAddr, admin string) {
 	return public, httpAddr, admin
 }
 
-// Reload re-reads what can change without a restart: the certificate files.
-func (a *App) Reload() {
+// Reload re-reads what can change without a restart: the certificate files
+// and the secrets (a rotated pepper takes effect at once).
+func (a *App) Reload(ctx context.Context) {
+	if a.stack.secrets != nil {
+		if err := a.stack.secrets.Refresh(ctx); err != nil {
+			a.log.Error("secrets refresh", "error", err)
+		}
+	}
 	if a.certFile != nil {
 		if err := a.certFile.Reload(); err != nil {
 			a.log.Error("certificate reload", "error", err)
@@ -429,6 +566,7 @@ func (a *App) Serve(ctx context.Context) error {
 	if a.certFile != nil && a.cfg.TLS.ReloadInterval > 0 {
 		go a.certFile.Watch(ctx, a.cfg.TLS.ReloadInterval)
 	}
+	a.background(ctx)
 	errc := make(chan error, 3)
 	var wg sync.WaitGroup
 	serve := func(name string, run func() error) {
@@ -468,8 +606,48 @@ func (a *App) Serve(ctx context.Context) error {
 	}
 	wg.Wait()
 	a.proxy.Close()
+	if err := a.stack.close(sctx); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return errors.Join(append(errs, runErr)...)
 	}
 	return runErr
 }
+
+// background runs the periodic work of the stack until ctx ends: secret
+// refresh and the per-minute rate-limit violation summaries.
+func (a *App) background(ctx context.Context) {
+	if m := a.stack.secrets; m != nil && a.cfg.Secrets.RefreshInterval > 0 {
+		go func() {
+			if err := m.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				a.log.Error("secrets refresh loop", "error", err)
+			}
+		}()
+	}
+	if agg := a.stack.agg; agg != nil {
+		go func() {
+			t := time.NewTicker(10 * time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if err := agg.Flush(ctx); err != nil {
+						a.log.Error("audit aggregator", "error", err)
+					}
+				}
+			}
+		}()
+	}
+}
+
+// Close releases what New opened, for callers that never reach Serve.
+func (a *App) Close(ctx context.Context) error { return a.stack.close(ctx) }
+
+// Keys is the API key manager, nil when no pepper is configured.
+func (a *App) Keys() *admin.Manager { return a.stack.keys }
+
+// TicketPath is where clients ask for WebSocket tickets.
+func (a *App) TicketPath() string { return a.cfg.WebSocket.TicketPath }

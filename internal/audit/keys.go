@@ -1,6 +1,8 @@
 package audit
 
 import (
+	"bytes"
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -139,4 +141,23 @@ func keyringFrom(entries []keyFileEntry) (Keyring, error) {
 		}
 	}
 	return r, r.Validate()
+}
+
+// KeyFromSecret makes an audit key from a secret as a secret manager holds
+// it: a secret of exactly KeySize bytes is used as it is; any other is
+// stretched with HKDF-SHA256, so a hex or base64 text of 32 random bytes
+// (what `rampart secrets generate` prints) works unchanged. serve and the
+// audit commands derive keys the same way from the same configuration.
+func KeyFromSecret(id string, secret []byte) (Key, error) {
+	if len(secret) == KeySize {
+		return Key{ID: id, Secret: bytes.Clone(secret)}, nil
+	}
+	if len(secret) < KeySize {
+		return Key{}, fmt.Errorf("audit key %q: secret is %d bytes, want at least %d", id, len(secret), KeySize)
+	}
+	k, err := hkdf.Key(sha256.New, secret, nil, "rampart audit key v1", KeySize)
+	if err != nil {
+		return Key{}, err
+	}
+	return Key{ID: id, Secret: k}, nil
 }

@@ -14,9 +14,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rampart-security/rampart/internal/admin"
 	"github.com/rampart-security/rampart/internal/app"
 	"github.com/rampart-security/rampart/internal/config"
 	"github.com/rampart-security/rampart/internal/demo"
+	"github.com/rampart-security/rampart/internal/reqinfo"
 )
 
 type demoFlags struct {
@@ -67,12 +69,39 @@ func demoConfig(f demoFlags, upstream string) config.Config {
 	cfg.Upstream.HealthPath = "/healthz"
 	cfg.CORS.AllowedOrigins = []string{"https://app.example.com"}
 	cfg.Routes = []config.Route{
-		{Name: "simulation", Path: "/simulation/*", Methods: []string{"GET", "POST"}},
-		{Name: "agents", Path: "/agents", Methods: []string{"GET", "POST"}, BodyLimit: 64 << 10},
-		{Name: "metrics", Path: "/metrics/*", Methods: []string{"GET"}},
-		{Name: "ws", Path: "/ws", Methods: []string{"GET"}, WebSocket: true},
+		{Name: "status", Path: "/simulation/status", Methods: []string{"GET"}},
+		{Name: "simulation", Path: "/simulation/*", Methods: []string{"GET", "POST"}, Auth: "api_key", Permission: "by_method"},
+		{Name: "agents", Path: "/agents", Methods: []string{"GET", "POST"}, BodyLimit: 64 << 10, Auth: "api_key", Permission: "by_method"},
+		{Name: "metrics", Path: "/metrics/*", Methods: []string{"GET"}, Auth: "api_key", Permission: "read"},
+		{Name: "ws", Path: "/ws", Methods: []string{"GET"}, WebSocket: true, Auth: "api_key", Permission: "read"},
 	}
+	// The rideshare checklist's limits.
+	cfg.RateLimits.PreAuth = "30/min"
+	cfg.RateLimits.Rules = []config.RateLimitRule{
+		{Name: "simulation", Path: "/simulation/*", Limit: "60/min"},
+		{Name: "agents", Path: "/agents", Limit: "100/min"},
+		{Name: "metrics", Path: "/metrics/*", Limit: "30/min"},
+	}
+	cfg.Secrets.RefreshInterval = 0
 	return cfg
+}
+
+// demoKeys creates the demo's two keys, read-only and read-write, in its
+// fresh store, and returns them for printing.
+func demoKeys(ctx context.Context, a *app.App) (read, write string, err error) {
+	m := a.Keys()
+	if m == nil {
+		return "", "", errors.New("demo: no key manager")
+	}
+	r, err := m.Create(ctx, admin.CreateParams{Name: "demo-read", Permissions: reqinfo.PermRead, CreatedBy: "demo", ExpiresAt: time.Now().Add(24 * time.Hour)})
+	if err != nil {
+		return "", "", err
+	}
+	w, err := m.Create(ctx, admin.CreateParams{Name: "demo-write", Permissions: reqinfo.PermRead | reqinfo.PermWrite, CreatedBy: "demo", ExpiresAt: time.Now().Add(24 * time.Hour)})
+	if err != nil {
+		return "", "", err
+	}
+	return r.Key.Reveal(), w.Key.Reveal(), nil
 }
 
 func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
@@ -97,23 +126,34 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 	if _, err := cfg.Validate(); err != nil {
 		return fmt.Errorf("demo config: %w", err)
 	}
-	a, err := app.New(cfg, app.Options{Log: log})
+	// Every demo starts from an empty store so no old key lingers.
+	if err := os.Remove(filepath.Join(f.stateDir, "rampart.db")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	a, err := app.New(ctx, cfg, app.Options{Log: log})
 	if err != nil {
 		return err
 	}
 	if err := a.Listen(); err != nil {
 		// A port is taken (another demo, another server): take free ones.
 		fmt.Fprintf(stderr, "demo: %v; using free ports instead\n", err)
+		_ = a.Close(ctx)
 		f.listen, f.httpListen, f.adminListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 		cfg = demoConfig(f, cfg.Upstream.URL)
-		if a, err = app.New(cfg, app.Options{Log: log}); err != nil {
+		if a, err = app.New(ctx, cfg, app.Options{Log: log}); err != nil {
 			return err
 		}
 		if err := a.Listen(); err != nil {
+			_ = a.Close(ctx)
 			return err
 		}
 	}
-	printDemo(stdout, a)
+	readKey, writeKey, err := demoKeys(ctx, a)
+	if err != nil {
+		_ = a.Close(ctx)
+		return err
+	}
+	printDemo(stdout, a, readKey, writeKey)
 	err = run(ctx, a)
 	if errors.Is(err, context.Canceled) {
 		return nil
@@ -121,7 +161,7 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 	return err
 }
 
-func printDemo(w io.Writer, a *app.App) {
+func printDemo(w io.Writer, a *app.App, readKey, writeKey string) {
 	pub, httpAddr, adminAddr := a.Addrs()
 	base := "https://" + localhostAddr(pub)
 	cacert := shellQuote(a.SelfSignedCert)
@@ -134,14 +174,23 @@ func printDemo(w io.Writer, a *app.App) {
 	line("  admin     http://%s/healthz and /readyz", adminAddr)
 	line("  cert      %s  (self-signed; pass it to curl with --cacert)", a.SelfSignedCert)
 	line("")
+	line("  read key  %s", readKey)
+	line("  write key %s", writeKey)
+	line("            (shown once; the store keeps only a peppered HMAC)")
+	line("")
 	line("Try:")
+	rk, wk := shellQuote("Authorization: Bearer "+readKey), shellQuote("Authorization: Bearer "+writeKey)
 	line("  curl --cacert %s %s/simulation/status", cacert, base)
-	line("  curl --cacert %s -X POST %s/simulation/start", cacert, base)
-	line("  curl --cacert %s %s/agents", cacert, base)
-	line("  curl --cacert %s -X POST -H 'Content-Type: application/json' -d '{\"name\":\"driver-9\"}' %s/agents", cacert, base)
-	line("  curl --cacert %s %s/metrics/summary", cacert, base)
+	line("  curl --cacert %s -H %s %s/agents", cacert, rk, base)
+	line("  curl --cacert %s -H %s -X POST %s/simulation/start", cacert, wk, base)
+	line("  curl --cacert %s -H %s -X POST -H 'Content-Type: application/json' -d '{\"name\":\"driver-9\"}' %s/agents", cacert, wk, base)
+	line("  curl --cacert %s -H %s %s/metrics/summary", cacert, rk, base)
+	line("  curl --cacert %s -H %s -X POST %s%s    # a single-use WebSocket ticket for /ws?ticket=...", cacert, rk, base, a.TicketPath())
+	line("  curl --cacert %s -si %s/agents    # 401: no key", cacert, base)
+	line("  curl --cacert %s -si -H %s -X POST %s/simulation/stop    # 403: the read key cannot write", cacert, rk, base)
 	line("  curl --cacert %s -si %s/simulation/status    # the security headers", cacert, base)
 	line("  curl -si http://%s/simulation/status          # redirected to HTTPS", localhostAddr(httpAddr))
+	line("  curl -s http://%s/metrics | grep rampart_http    # Prometheus metrics", adminAddr)
 	line("")
 	line("Ctrl-C stops the demo.")
 	fmt.Fprint(w, b.String())

@@ -16,19 +16,23 @@ import (
 
 	"github.com/rampart-security/rampart/internal/admin"
 	"github.com/rampart-security/rampart/internal/apikey"
+	"github.com/rampart-security/rampart/internal/app"
+	"github.com/rampart-security/rampart/internal/secrets"
 )
 
 // keysFlags are shared by every keys subcommand.
 type keysFlags struct {
+	config        string
 	store         string
 	pepperFile    string
 	pepperVersion int
 }
 
 func (f *keysFlags) register(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVarP(&f.config, "config", "c", "", "take the store and the pepper from this rampart config, exactly as serve does (instead of --store and --pepper-file)")
 	cmd.PersistentFlags().StringVar(&f.store, "store", "", "store URL: sqlite:///path/rampart.db, a file path, or postgres://... (default $RAMPART_STORE_URL)")
 	cmd.PersistentFlags().StringVar(&f.pepperFile, "pepper-file", "", "file holding the key pepper (default $RAMPART_PEPPER); needed by create and rotate")
-	cmd.PersistentFlags().IntVar(&f.pepperVersion, "pepper-version", 1, "version number of that pepper")
+	cmd.PersistentFlags().IntVar(&f.pepperVersion, "pepper-version", 0, "version number of that pepper (default: derived from the value, as serve does)")
 }
 
 func (f *keysFlags) storeURL() string {
@@ -54,7 +58,11 @@ func (f *keysFlags) keyring() (*apikey.Keyring, error) {
 	default:
 		return nil, nil
 	}
-	ring, err := apikey.NewKeyring(apikey.Pepper{Version: f.pepperVersion, Secret: secret})
+	version := f.pepperVersion
+	if version == 0 { // as serve numbers a pepper read from a file or a variable
+		version = apikey.VersionFromID(secrets.ContentID(secret))
+	}
+	ring, err := apikey.NewKeyring(apikey.Pepper{Version: version, Secret: secret})
 	if err != nil {
 		return nil, fmt.Errorf("pepper: %w (generate one with `rampart secrets generate`)", err)
 	}
@@ -63,6 +71,17 @@ func (f *keysFlags) keyring() (*apikey.Keyring, error) {
 
 // manager opens the store and builds a Manager; call the returned close.
 func (f *keysFlags) manager(ctx context.Context, needPepper bool) (*admin.Manager, func(), error) {
+	if f.config != "" {
+		cfg, err := loadConfig(f.config, io.Discard)
+		if err != nil {
+			return nil, nil, withExitCode(2, err)
+		}
+		m, closeFn, err := app.OpenKeys(ctx, cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		return m, func() { _ = closeFn() }, nil
+	}
 	ring, err := f.keyring()
 	if err != nil {
 		return nil, nil, withExitCode(2, err)

@@ -70,11 +70,12 @@ func indent(s string) string {
 
 // serve runs a validated config until ctx ends, reloading on SIGHUP.
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	a, err := app.New(cfg, app.Options{Log: log})
+	a, err := app.New(ctx, cfg, app.Options{Log: log})
 	if err != nil {
 		return err
 	}
 	if err := a.Listen(); err != nil {
+		_ = a.Close(ctx)
 		return err
 	}
 	return run(ctx, a)
@@ -90,7 +91,7 @@ func run(ctx context.Context, a *app.App) error {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				a.Reload()
+				a.Reload(ctx)
 			}
 		}
 	}()

@@ -34,6 +34,7 @@ type Config struct {
 	RateLimits RateLimits `yaml:"rate_limits"`
 	Audit      Audit      `yaml:"audit"`
 	Metrics    Metrics    `yaml:"metrics"`
+	WebSocket  WebSocket  `yaml:"websocket"`
 }
 
 // Production reports whether the config is in production mode.
@@ -210,6 +211,21 @@ type Metrics struct {
 	SlowThreshold time.Duration `yaml:"slow_threshold"`
 }
 
+// WebSocket governs routes with websocket: true: single-use tickets, caps,
+// idle reaping and message limits.
+type WebSocket struct {
+	TicketPath      string        `yaml:"ticket_path"` // POST here (with an API key) for a ticket
+	TicketTTL       time.Duration `yaml:"ticket_ttl"`
+	BindClientIP    bool          `yaml:"bind_client_ip"` // a ticket works only from the IP it was issued to
+	BindOrigin      bool          `yaml:"bind_origin"`
+	MaxPerPrincipal int           `yaml:"max_per_principal"`
+	MaxTotal        int           `yaml:"max_total"`
+	IdleTimeout     time.Duration `yaml:"idle_timeout"`
+	PingInterval    time.Duration `yaml:"ping_interval"`
+	MaxMessageBytes ByteSize      `yaml:"max_message_bytes"`
+	MessageRate     string        `yaml:"message_rate"` // per connection, e.g. "20/s"; empty: off
+}
+
 // Default returns the configuration every file is applied on top of.
 func Default() Config {
 	return Config{
@@ -255,5 +271,11 @@ func Default() Config {
 		RateLimits: RateLimits{OnStoreError: "local", Instances: 1},
 		Audit:      Audit{Enabled: true, Wait: true},
 		Metrics:    Metrics{Enabled: true, SlowThreshold: 2 * time.Second},
+		WebSocket: WebSocket{
+			TicketPath: "/.rampart/ws/ticket", TicketTTL: 30 * time.Second,
+			MaxPerPrincipal: 10, MaxTotal: 1000,
+			IdleTimeout: 5 * time.Minute, PingInterval: 30 * time.Second,
+			MaxMessageBytes: 64 << 10,
+		},
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -161,4 +162,38 @@ func yamlScalar(v reflect.Value, raw string) error {
 	}
 	v.Set(ptr.Elem())
 	return nil
+}
+
+// Flatten lists every setting as "section.key" → value, for the audit
+// event that records what a (re)load changed. Lists of objects (routes,
+// rate-limit rules) are one entry each, in Go syntax.
+func Flatten(cfg Config) map[string]string {
+	out := map[string]string{}
+	flatten(reflect.ValueOf(cfg), "", out)
+	return out
+}
+
+func flatten(v reflect.Value, prefix string, out map[string]string) {
+	t := v.Type()
+	for i := range t.NumField() {
+		tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		name := tag
+		if prefix != "" {
+			name = prefix + "." + tag
+		}
+		fv := v.Field(i)
+		switch {
+		case fv.Kind() == reflect.Struct && fv.Type() != reflect.TypeOf(time.Duration(0)):
+			flatten(fv, name, out)
+		case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.Struct:
+			for j := range fv.Len() {
+				out[fmt.Sprintf("%s[%d]", name, j)] = fmt.Sprintf("%+v", fv.Index(j).Interface())
+			}
+		default:
+			out[name] = fmt.Sprint(fv.Interface())
+		}
+	}
 }

@@ -71,6 +71,7 @@ func (c *Config) Validate() (warnings []string, err error) {
 	c.validateSecrets(hard, prod)
 	c.validateRateLimits(hard)
 	c.validateAudit(hard, prod)
+	c.validateWebSocket(hard)
 	if c.Auth.CacheTTL <= 0 || c.Auth.UsageInterval <= 0 {
 		hard("auth: cache_ttl and usage_interval must be positive")
 	}
@@ -406,5 +407,26 @@ func (c *Config) validateAudit(hard, prod reportFunc) {
 	}
 	if !c.Audit.Enabled {
 		prod("audit.enabled: the audit log must be on in production")
+	}
+}
+
+func (c *Config) validateWebSocket(hard reportFunc) {
+	w := c.WebSocket
+	if !strings.HasPrefix(w.TicketPath, "/") {
+		hard("websocket.ticket_path: %q must start with /", w.TicketPath)
+	}
+	if w.TicketTTL < time.Second || w.TicketTTL > 10*time.Minute {
+		hard("websocket.ticket_ttl: %s is not between 1s and 10m", w.TicketTTL)
+	}
+	if w.MaxPerPrincipal == 0 || w.MaxTotal == 0 {
+		hard("websocket: max_per_principal and max_total must be positive (negative: no cap)")
+	}
+	if w.MaxMessageBytes <= 0 {
+		hard("websocket.max_message_bytes: must be positive")
+	}
+	if w.MessageRate != "" {
+		if _, err := ratelimit.ParseLimit(w.MessageRate); err != nil {
+			hard("websocket.message_rate: %v", err)
+		}
 	}
 }
