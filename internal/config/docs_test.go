@@ -1,0 +1,47 @@
+package config
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestDocsCoverEveryKey keeps docs/configuration.md and
+// examples/rampart.yaml in step with the Config struct: every key is
+// documented, and the example is a valid production configuration that
+// shows every section.
+func TestDocsCoverEveryKey(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, err := os.ReadFile("../../examples/rampart.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	index := regexp.MustCompile(`\[\d+\]`)
+	for key := range Flatten(Default()) {
+		if !strings.Contains(string(doc), "`"+index.ReplaceAllString(key, "[]")) && !strings.Contains(string(doc), "`"+key+"`") {
+			t.Errorf("docs/configuration.md does not document %s", key)
+		}
+	}
+	for _, r := range []string{"routes[].name", "routes[].path", "routes[].auth", "routes[].websocket", "rate_limits.rules[].limit", "rate_limits.rules[].key"} {
+		if !strings.Contains(string(doc), "`"+r+"`") {
+			t.Errorf("docs/configuration.md does not document %s", r)
+		}
+	}
+	cfg, err := Parse(example)
+	if err != nil {
+		t.Fatalf("examples/rampart.yaml: %v", err)
+	}
+	if warnings, err := cfg.Validate(); err != nil || len(warnings) > 0 || !cfg.Production() {
+		t.Fatalf("examples/rampart.yaml is not a valid production config: %v %v", err, warnings)
+	}
+	for key := range Flatten(Default()) {
+		section, _, _ := strings.Cut(key, ".")
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(section) + `:`).Match(example) {
+			t.Errorf("examples/rampart.yaml lacks the %s section", section)
+		}
+	}
+}
