@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rampart-security/rampart/internal/app"
 	"github.com/rampart-security/rampart/internal/audit"
 )
 
@@ -20,15 +22,46 @@ import (
 const auditExitProblem = 2
 
 type auditFlags struct {
+	config  string
 	dir     string
 	keyFile string
 }
 
 func (f *auditFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.dir, "dir", "", "audit log directory (required)")
+	cmd.Flags().StringVarP(&f.config, "config", "c", "",
+		"take the audit directory and keys from this rampart config, derived exactly as serve does (--dir and --key-file override)")
+	cmd.Flags().StringVar(&f.dir, "dir", "", "audit log directory (required without --config)")
 	cmd.Flags().StringVar(&f.keyFile, "key-file", os.Getenv("RAMPART_AUDIT_KEY_FILE"),
 		"YAML key file with seal_keys and encryption_keys (default $RAMPART_AUDIT_KEY_FILE)")
-	_ = cmd.MarkFlagRequired("dir")
+}
+
+// resolve returns the log directory and keys: --dir and --key-file when
+// given, otherwise what the config passed with --config names.
+func (f *auditFlags) resolve(cmd *cobra.Command) (string, audit.Keys, error) {
+	if f.config == "" {
+		if f.dir == "" {
+			return "", audit.Keys{}, errors.New("--dir or --config is required")
+		}
+		keys, err := f.keys(cmd)
+		return f.dir, keys, err
+	}
+	cfg, err := loadConfig(f.config, io.Discard)
+	if err != nil {
+		return "", audit.Keys{}, err
+	}
+	dir := f.dir
+	if dir == "" {
+		dir = cfg.AuditDir()
+	}
+	if f.keyFile != "" {
+		keys, err := f.keys(cmd)
+		return dir, keys, err
+	}
+	keys, err := app.AuditKeys(cmd.Context(), cfg)
+	if err != nil {
+		return "", audit.Keys{}, fmt.Errorf("audit keys from %s: %w", f.config, err)
+	}
+	return dir, keys, nil
 }
 
 func (f *auditFlags) keys(cmd *cobra.Command) (audit.Keys, error) {
@@ -67,14 +100,15 @@ func newAuditVerifyCmd() *cobra.Command {
 		Long: "Walks every segment in order and reports the first edited, deleted, reordered or missing\n" +
 			"record and any truncation. Exit code 0: intact (notes such as a torn tail left by a crash\n" +
 			"are printed but are not tampering); 2: a problem was found; 1: the check could not run.\n" +
-			"Without --key-file only the hash chain is checked, not the seal signatures.",
+			"Without keys (--config with secrets.audit_seal_key, or --key-file) only the hash chain\n" +
+			"is checked, not the seal signatures.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			keys, err := f.keys(cmd)
+			dir, keys, err := f.resolve(cmd)
 			if err != nil {
 				return err
 			}
-			rep, err := audit.Verify(f.dir, keys.Seal)
+			rep, err := audit.Verify(dir, keys.Seal)
 			if err != nil {
 				return err
 			}
@@ -116,7 +150,7 @@ func newAuditTailCmd() *cobra.Command {
 		Short: "Print the newest events and follow the log (decrypting with --key-file)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			keys, err := f.keys(cmd)
+			dir, keys, err := f.resolve(cmd)
 			if err != nil {
 				return err
 			}
@@ -125,7 +159,7 @@ func newAuditTailCmd() *cobra.Command {
 			if last == 0 {
 				last = -1
 			}
-			return audit.Tail(ctx, f.dir, cmd.OutOrStdout(), audit.TailOptions{Keys: keys.Encryption, Last: last})
+			return audit.Tail(ctx, dir, cmd.OutOrStdout(), audit.TailOptions{Keys: keys.Encryption, Last: last})
 		},
 	}
 	f.register(cmd)
@@ -144,7 +178,7 @@ func newAuditExportCmd() *cobra.Command {
 			"Run `rampart audit verify` as well: export does not check the chain.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			keys, err := f.keys(cmd)
+			dir, keys, err := f.resolve(cmd)
 			if err != nil {
 				return err
 			}
@@ -152,7 +186,7 @@ func newAuditExportCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return audit.Export(cmd.Context(), f.dir, cmd.OutOrStdout(), audit.ExportOptions{Since: from, Keys: keys.Encryption})
+			return audit.Export(cmd.Context(), dir, cmd.OutOrStdout(), audit.ExportOptions{Since: from, Keys: keys.Encryption})
 		},
 	}
 	f.register(cmd)
@@ -184,15 +218,15 @@ func newAuditPruneCmd() *cobra.Command {
 			if days <= 0 {
 				return errors.New("--retention-days must be positive")
 			}
-			keys, err := f.keys(cmd)
+			dir, keys, err := f.resolve(cmd)
 			if err != nil {
 				return err
 			}
 			if keys.Seal.Empty() {
-				return errors.New("prune signs an anchor: --key-file with seal_keys is required")
+				return errors.New("prune signs an anchor: a seal key is required (--config with secrets.audit_seal_key, or --key-file with seal_keys)")
 			}
 			now := time.Now()
-			res, err := audit.Prune(f.dir, keys.Seal, now.Add(-time.Duration(days)*24*time.Hour), func() time.Time { return now })
+			res, err := audit.Prune(dir, keys.Seal, now.Add(-time.Duration(days)*24*time.Hour), func() time.Time { return now })
 			if err != nil {
 				return err
 			}
