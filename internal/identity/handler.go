@@ -18,6 +18,10 @@ import (
 // maxBodyBytes bounds a JSON request body.
 const maxBodyBytes = 16 << 10
 
+// SetKeys replaces the JWT keyring (keys[0] signs, all verify), for a
+// secret rotation without a restart; on error the old keys stay.
+func (s *Service) SetKeys(keys []Key) error { return s.kr.replace(keys) }
+
 // Handler returns the JSON API and the browser pages under BasePath. Mount
 // it for every path starting with BasePath on the public listener, inside
 // reqinfo.Middleware so client IPs resolve through trusted proxies:

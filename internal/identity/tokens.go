@@ -9,6 +9,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -53,17 +54,41 @@ type claims struct {
 	AMR       []string `json:"amr,omitempty"`
 }
 
-// keyring signs with its first key and verifies with any of them.
+// keyring signs with its first key and verifies with any of them. Its keys
+// are swapped atomically when the secret rotates.
 type keyring struct {
+	state atomic.Pointer[keyState]
+}
+
+type keyState struct {
 	current Key
 	byID    map[string][]byte
 }
 
 func newKeyring(keys []Key) (*keyring, error) {
+	kr := &keyring{}
+	if err := kr.replace(keys); err != nil {
+		return nil, err
+	}
+	return kr, nil
+}
+
+// replace makes keys[0] the signing key and all of keys the verifying ones;
+// on error nothing changes.
+func (kr *keyring) replace(keys []Key) error {
+	st, err := newKeyState(keys)
+	if err != nil {
+		return err
+	}
+	kr.state.Store(st)
+	return nil
+}
+
+func newKeyState(keys []Key) (*keyState, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("no JWT signing key")
 	}
-	kr := &keyring{current: keys[0], byID: make(map[string][]byte, len(keys))}
+	kr := &keyState{current: keys[0], byID: make(map[string][]byte, len(keys))}
 	for i, k := range keys {
 		if k.ID == "" || len(k.ID) > 64 {
 			return nil, fmt.Errorf("JWT key %d: id must be 1 to 64 characters", i)
@@ -81,8 +106,9 @@ func newKeyring(keys []Key) (*keyring, error) {
 
 func (kr *keyring) sign(c claims) (string, error) {
 	t := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
-	t.Header["kid"] = kr.current.ID
-	s, err := t.SignedString(kr.current.Secret)
+	cur := kr.state.Load().current
+	t.Header["kid"] = cur.ID
+	s, err := t.SignedString(cur.Secret)
 	if err != nil {
 		return "", fmt.Errorf("sign token: %w", err)
 	}
@@ -91,7 +117,7 @@ func (kr *keyring) sign(c claims) (string, error) {
 
 func (kr *keyring) keyFunc(t *jwt.Token) (any, error) {
 	kid, _ := t.Header["kid"].(string)
-	k, ok := kr.byID[kid]
+	k, ok := kr.state.Load().byID[kid]
 	if !ok {
 		return nil, fmt.Errorf("unknown kid %q", kid)
 	}
