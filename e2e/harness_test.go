@@ -79,7 +79,8 @@ type gateway struct {
 	public, http, admin string
 	logs                *syncBuffer
 	dir                 string
-	config              string // the config file, for `rampart keys -c`
+	config              string        // the config file, for `rampart keys -c`
+	done                chan struct{} // closed when the process has exited
 }
 
 // secretEnv writes a pepper and an audit seal key into dir, as an operator's
@@ -105,6 +106,14 @@ func secretEnv(t *testing.T, dir string) []string {
 // the test ends; it returns once the listeners are bound.
 func startGateway(t *testing.T, config string) *gateway {
 	t.Helper()
+	return startGatewayEnv(t, config, nil)
+}
+
+// startGatewayEnv is startGateway with the given RAMPART_SECRETS_* variables
+// (from secretEnv) instead of fresh ones, so that several instances share one
+// pepper.
+func startGatewayEnv(t *testing.T, config string, secrets []string) *gateway {
+	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "rampart.yaml")
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
@@ -113,14 +122,18 @@ func startGateway(t *testing.T, config string) *gateway {
 	g := &gateway{logs: &syncBuffer{}, dir: dir, config: path}
 	g.cmd = exec.Command(binary, "serve", "-c", path)
 	g.cmd.Env = append(os.Environ(), "RAMPART_STATE_DIR="+dir)
-	g.cmd.Env = append(g.cmd.Env, secretEnv(t, dir)...)
+	if secrets == nil {
+		secrets = secretEnv(t, dir)
+	}
+	g.cmd.Env = append(g.cmd.Env, secrets...)
 	pr, pw := io.Pipe()
 	g.cmd.Stderr = io.MultiWriter(pw, g.logs)
 	g.cmd.Stdout = g.logs
 	if err := g.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{}) // closed when the process has exited
+	done := make(chan struct{})
+	g.done = done
 	var waitErr error
 	go func() { waitErr = g.cmd.Wait(); pw.Close(); close(done) }()
 	t.Cleanup(func() {
@@ -158,6 +171,35 @@ func startGateway(t *testing.T, config string) *gateway {
 		t.Fatalf("rampart did not start listening:\n%s", g.logs.String())
 	}
 	return g
+}
+
+// stop ends the gateway gracefully (SIGTERM) and waits for it to exit, so
+// that what it buffers (audit events) is on disk.
+func (g *gateway) stop(t *testing.T) {
+	t.Helper()
+	_ = g.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-g.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("rampart did not exit after SIGTERM")
+	}
+}
+
+// keys runs `rampart keys -c <config> args...` with the gateway's
+// environment (its state dir and secrets) and returns standard output.
+func (g *gateway) keys(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, append([]string{"keys", "-c", g.config}, args...)...)
+	cmd.Env = g.cmd.Env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("rampart keys %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out)
 }
 
 // certPair writes a certificate for localhost and 127.0.0.1 and returns the
