@@ -2,18 +2,10 @@ package certs
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/binary"
-	"encoding/json"
-	"encoding/pem"
-	"errors"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -21,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/dns/dnsmessage"
+	"github.com/rampart-security/rampart/internal/testutil/pebble"
 )
 
 func TestNewACMESourceValidation(t *testing.T) {
@@ -85,8 +77,8 @@ func TestNewACMESourceValidation(t *testing.T) {
 // acmeHost is the name certificates are issued for in the Pebble test.
 // autocert refuses single-label names such as "localhost", and the system
 // resolver maps no dotted name to loopback, so the test runs its own DNS
-// server for Pebble's validation authority (pebble -dnsserver) that
-// resolves acmeHost to 127.0.0.1. Validation is real: Pebble connects to
+// server for Pebble's validation authority (see package testutil/pebble)
+// that resolves acmeHost to 127.0.0.1. Validation is real: Pebble connects to
 // the test's listeners and checks the challenge response.
 const acmeHost = "rampart.test"
 
@@ -95,7 +87,7 @@ const acmeHost = "rampart.test"
 // http-01 on the HTTP listener, and shows a TLS client receiving a
 // certificate that chains to Pebble's root.
 func TestACMEPebble(t *testing.T) {
-	pebble := findPebble(t)
+	bin := pebble.Binary(t)
 	tests := []struct {
 		name      string
 		challenge string
@@ -106,15 +98,15 @@ func TestACMEPebble(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tlsLn, httpLn := listen(t), listen(t)
-			pb := startPebble(t, pebble, port(t, httpLn), port(t, tlsLn))
+			pb := pebble.Start(t, bin, pebble.Options{Host: acmeHost, HTTPPort: port(t, httpLn), TLSPort: port(t, tlsLn)})
 
 			cacheDir := filepath.Join(t.TempDir(), "acme")
 			src, err := NewACMESource(ACMEOptions{
 				Hosts:          []string{acmeHost},
 				Email:          "ops@rampart.test",
 				CacheDir:       cacheDir,
-				DirectoryURL:   pb.directoryURL,
-				CARootsFile:    pb.certFile,
+				DirectoryURL:   pb.DirectoryURL,
+				CARootsFile:    pb.CertFile,
 				DisableTLSALPN: tc.challenge == "http-01",
 			})
 			if err != nil {
@@ -147,12 +139,12 @@ func TestACMEPebble(t *testing.T) {
 				Timeout: 2 * time.Minute,
 				Transport: &http.Transport{TLSClientConfig: &tls.Config{
 					ServerName: acmeHost,
-					RootCAs:    pb.roots(t),
+					RootCAs:    pb.Roots(),
 				}},
 			}
 			resp, err := client.Get("https://" + tlsAddr + "/")
 			if err != nil {
-				t.Fatalf("GET over TLS: %v\npebble output:\n%s", err, pb.output.String())
+				t.Fatalf("GET over TLS: %v\npebble output:\n%s", err, pb.Output())
 			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -167,8 +159,8 @@ func TestACMEPebble(t *testing.T) {
 				t.Errorf("issuer %q is not Pebble's CA", leaf.Issuer.CommonName)
 			}
 			chain := resp.TLS.VerifiedChains[0]
-			if root := chain[len(chain)-1]; !root.Equal(pb.root) {
-				t.Errorf("chain ends at %q, want Pebble's root %q", root.Subject, pb.root.Subject)
+			if root := chain[len(chain)-1]; !root.Equal(pb.Root) {
+				t.Errorf("chain ends at %q, want Pebble's root %q", root.Subject, pb.Root.Subject)
 			}
 			if resp.TLS.Version != tls.VersionTLS13 {
 				t.Errorf("version %s", tls.VersionName(resp.TLS.Version))
@@ -199,16 +191,16 @@ func TestACMEPebble(t *testing.T) {
 			// With the CA gone, a new source on the same cache directory
 			// (a restart) serves the stored certificate, also to clients
 			// that send no server name.
-			pb.stop(t)
+			pb.Stop(t)
 			restarted, err := NewACMESource(ACMEOptions{
 				Hosts: []string{acmeHost}, CacheDir: cacheDir,
-				DirectoryURL: pb.directoryURL, CARootsFile: pb.certFile,
+				DirectoryURL: pb.DirectoryURL, CARootsFile: pb.CertFile,
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
 			addr := serveTLS(t, ServerConfig(restarted), okHandler)
-			st, err := handshake(t, addr, &tls.Config{ServerName: acmeHost, RootCAs: pb.roots(t)})
+			st, err := handshake(t, addr, &tls.Config{ServerName: acmeHost, RootCAs: pb.Roots()})
 			if err != nil {
 				t.Fatalf("handshake after restart: %v", err)
 			}
@@ -229,272 +221,7 @@ func TestACMEPebble(t *testing.T) {
 	}
 }
 
-// findPebble returns the pebble binary from PATH or $(go env GOPATH)/bin.
-// It skips the test when pebble is missing, unless
-// RAMPART_TEST_REQUIRE_SERVICES=1.
-func findPebble(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("pebble"); err == nil {
-		return p
-	}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		for _, dir := range filepath.SplitList(strings.TrimSpace(string(out))) {
-			p := filepath.Join(dir, "bin", "pebble")
-			if _, err := os.Stat(p); err == nil {
-				return p
-			}
-		}
-	}
-	msg := "pebble not found in PATH or $(go env GOPATH)/bin; install with go install github.com/letsencrypt/pebble/v2/cmd/pebble@latest"
-	if os.Getenv("RAMPART_TEST_REQUIRE_SERVICES") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
-type pebbleServer struct {
-	directoryURL string
-	rootsURL     string
-	certFile     string // Pebble's own HTTPS certificate, trusted via CARootsFile
-	root         *x509.Certificate
-	output       *syncBuffer
-	cmd          *exec.Cmd
-	exited       chan struct{}
-}
-
-// startPebble writes a Pebble configuration whose validation authority
-// connects to httpPort and tlsPort on whatever acmeHost resolves to (the
-// test DNS server says 127.0.0.1), starts Pebble and waits for its
-// directory to answer.
-func startPebble(t *testing.T, binary string, httpPort, tlsPort int) *pebbleServer {
-	t.Helper()
-	dir := t.TempDir()
-	// Pebble's HTTPS certificate for 127.0.0.1, made by rampart itself.
-	certFile, keyFile, err := SelfSigned(filepath.Join(dir, "tls"), nil, time.Now, rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dnsAddr := startDNS(t, acmeHost, net.IPv4(127, 0, 0, 1))
-	listenAddr, mgmtAddr := freeAddr(t), freeAddr(t)
-	cfg := map[string]any{"pebble": map[string]any{
-		"listenAddress":           listenAddr,
-		"managementListenAddress": mgmtAddr,
-		"certificate":             certFile,
-		"privateKey":              keyFile,
-		"httpPort":                httpPort,
-		"tlsPort":                 tlsPort,
-		"ocspResponderURL":        "",
-		"keyAlgorithm":            "ecdsa",
-		"retryAfter":              map[string]int{"authz": 1, "order": 1},
-		"profiles": map[string]any{
-			"default": map[string]any{"description": "rampart test", "validityPeriod": 7776000},
-		},
-	}}
-	data, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgFile := filepath.Join(dir, "pebble-config.json")
-	writeFile(t, cfgFile, data)
-
-	pb := &pebbleServer{
-		directoryURL: "https://" + listenAddr + "/dir",
-		rootsURL:     "https://" + mgmtAddr + "/roots/0",
-		certFile:     certFile,
-		output:       &syncBuffer{},
-		exited:       make(chan struct{}),
-	}
-	pb.cmd = exec.Command(binary, "-config", cfgFile, "-dnsserver", dnsAddr)
-	pb.cmd.Dir = dir
-	pb.cmd.Env = append(os.Environ(),
-		"PEBBLE_VA_NOSLEEP=1",      // validate at once instead of after a random delay
-		"PEBBLE_WFE_NONCEREJECT=0", // no deliberately rejected nonces
-	)
-	pb.cmd.Stdout = pb.output
-	pb.cmd.Stderr = pb.output
-	if err := pb.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		pb.cmd.Wait()
-		close(pb.exited)
-	}()
-	t.Cleanup(func() {
-		pb.stop(t)
-		if t.Failed() {
-			t.Logf("pebble output:\n%s", pb.output.String())
-		}
-	})
-	pb.get(t, pb.directoryURL)
-	pb.root = pb.fetchRoot(t)
-	return pb
-}
-
-func (pb *pebbleServer) stop(t *testing.T) {
-	select {
-	case <-pb.exited:
-		return
-	default:
-	}
-	if err := pb.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		t.Errorf("kill pebble: %v", err)
-	}
-	<-pb.exited
-}
-
-// httpClient trusts Pebble's HTTPS certificate.
-func (pb *pebbleServer) httpClient(t *testing.T) *http.Client {
-	t.Helper()
-	pemData, err := os.ReadFile(pb.certFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pemData)
-	return &http.Client{
-		Timeout:   10 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
-	}
-}
-
-// get polls url until Pebble answers 200 and returns the body. Pebble
-// logs its addresses before it binds them and starts the management
-// listener in its own goroutine, so there is no earlier signal to wait on.
-func (pb *pebbleServer) get(t *testing.T, url string) []byte {
-	t.Helper()
-	client := pb.httpClient(t)
-	deadline := time.After(30 * time.Second)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		resp, err := client.Get(url)
-		if err == nil {
-			body, rerr := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if rerr == nil && resp.StatusCode == http.StatusOK {
-				return body
-			}
-			err = errors.Join(rerr, errors.New(resp.Status))
-		}
-		select {
-		case <-pb.exited:
-			t.Fatalf("pebble exited:\n%s", pb.output.String())
-		case <-deadline:
-			t.Fatalf("GET %s: %v\n%s", url, err, pb.output.String())
-		case <-tick.C:
-		}
-	}
-}
-
-// fetchRoot downloads the root certificate of Pebble's CA from its
-// management interface.
-func (pb *pebbleServer) fetchRoot(t *testing.T) *x509.Certificate {
-	t.Helper()
-	block, _ := pem.Decode(pb.get(t, pb.rootsURL))
-	if block == nil || block.Type != "CERTIFICATE" {
-		t.Fatal("pebble root: no PEM certificate")
-	}
-	root, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatalf("pebble root: %v", err)
-	}
-	return root
-}
-
-func (pb *pebbleServer) roots(t *testing.T) *x509.CertPool {
-	t.Helper()
-	return rootPool(pb.root)
-}
-
 func port(t *testing.T, ln net.Listener) int {
 	t.Helper()
 	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// freeAddr returns a loopback address with a port that was free a moment
-// ago, for a server (Pebble) that cannot be handed a listener.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln := listen(t)
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-// startDNS serves DNS over TCP (the transport Pebble's -dnsserver uses) on a
-// loopback port: name resolves to ip (A record), every other name is
-// NXDOMAIN, and AAAA for name is empty.
-func startDNS(t *testing.T, name string, ip net.IP) string {
-	t.Helper()
-	ln := listen(t)
-	t.Cleanup(func() { ln.Close() })
-	fqdn := dnsmessage.MustNewName(name + ".")
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				for {
-					conn.SetDeadline(time.Now().Add(30 * time.Second))
-					var n uint16
-					if err := binary.Read(conn, binary.BigEndian, &n); err != nil {
-						return
-					}
-					req := make([]byte, n)
-					if _, err := io.ReadFull(conn, req); err != nil {
-						return
-					}
-					resp, err := dnsAnswer(req, fqdn, ip)
-					if err != nil {
-						return
-					}
-					out := binary.BigEndian.AppendUint16(nil, uint16(len(resp)))
-					if _, err := conn.Write(append(out, resp...)); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
-func dnsAnswer(req []byte, name dnsmessage.Name, ip net.IP) ([]byte, error) {
-	var p dnsmessage.Parser
-	h, err := p.Start(req)
-	if err != nil {
-		return nil, err
-	}
-	q, err := p.Question()
-	if err != nil {
-		return nil, err
-	}
-	known := strings.EqualFold(q.Name.String(), name.String())
-	rcode := dnsmessage.RCodeSuccess
-	if !known {
-		rcode = dnsmessage.RCodeNameError
-	}
-	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired, RCode: rcode})
-	if err := b.StartQuestions(); err != nil {
-		return nil, err
-	}
-	if err := b.Question(q); err != nil {
-		return nil, err
-	}
-	if err := b.StartAnswers(); err != nil {
-		return nil, err
-	}
-	if known && q.Type == dnsmessage.TypeA {
-		var a [4]byte
-		copy(a[:], ip.To4())
-		hdr := dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}
-		if err := b.AResource(hdr, dnsmessage.AResource{A: a}); err != nil {
-			return nil, err
-		}
-	}
-	return b.Finish()
 }
