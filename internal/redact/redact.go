@@ -41,24 +41,38 @@ func IsCredentialHeader(name string) bool {
 	return false
 }
 
-// Query returns rawQuery with the values of credential parameters masked. An
-// unparsable query is masked whole: what cannot be read cannot be vetted.
+// Query returns rawQuery with the values of credential parameters, and any
+// parameter holding something shaped like a Rampart API key whatever its
+// name, masked. An unparsable query is masked whole: what cannot be read
+// cannot be vetted.
 func Query(rawQuery string) string {
 	if rawQuery == "" {
 		return ""
 	}
 	parts := strings.Split(rawQuery, "&")
 	for i, part := range parts {
-		name, _, hasValue := strings.Cut(part, "=")
+		name, value, hasValue := strings.Cut(part, "=")
 		dec, err := url.QueryUnescape(name)
 		if err != nil {
 			return Mask
 		}
-		if hasValue && IsCredentialParam(dec) {
+		switch {
+		case looksLikeAPIKey(dec):
+			parts[i] = Mask
+		case hasValue && (IsCredentialParam(dec) || looksLikeAPIKey(value)):
 			parts[i] = name + "=" + Mask
 		}
 	}
 	return strings.Join(parts, "&")
+}
+
+// looksLikeAPIKey reports whether a raw or escaped query component contains
+// a Rampart API key prefix.
+func looksLikeAPIKey(s string) bool {
+	if dec, err := url.QueryUnescape(s); err == nil {
+		s = dec
+	}
+	return strings.Contains(s, "rk_live_") || strings.Contains(s, "rk_test_")
 }
 
 // URI returns a request URI (path and query) with credential values masked.

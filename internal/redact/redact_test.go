@@ -17,6 +17,10 @@ func TestQuery(t *testing.T) {
 		"api%5Fkey=x":                     "api%5Fkey=REDACTED",
 		"bad%zz=1":                        "REDACTED",
 		"key":                             "key",
+		"q=1&x=rk_live_abc_def":           "q=1&x=REDACTED",
+		"x=rk%5Ftest%5Fabc":               "x=REDACTED",
+		"rk_live_abc_def&a=1":             "REDACTED&a=1",
+		"rk_live_abc=1":                   "REDACTED",
 	}
 	for in, want := range cases {
 		if got := Query(in); got != want {
