@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/rampart-security/rampart/internal/certs"
 	"github.com/rampart-security/rampart/internal/clientip"
 	"github.com/rampart-security/rampart/internal/config"
+	"github.com/rampart-security/rampart/internal/identity"
 	"github.com/rampart-security/rampart/internal/metrics"
 	"github.com/rampart-security/rampart/internal/proxy"
 	"github.com/rampart-security/rampart/internal/redact"
@@ -253,6 +255,13 @@ func (a *App) publicHandler() (http.Handler, error) {
 			st.auth.Require(auth.Policy{Auth: auth.AuthAPIKey, Permission: auth.PermissionRead}), postLimit)
 		mws = append(mws, exactPath(cfg.WebSocket.TicketPath, tickets))
 	}
+	if st.people != nil {
+		people, err := st.identityHandler()
+		if err != nil {
+			return nil, err
+		}
+		mws = append(mws, pathPrefix("/.rampart/", people))
+	}
 	mws = append(mws, routing(table), preLimit)
 	if st.audit != nil {
 		mws = append(mws, audit.Middleware(st.audit, audit.MiddlewareOptions{NoWait: !cfg.Audit.Wait, Log: a.log}))
@@ -261,6 +270,9 @@ func (a *App) publicHandler() (http.Handler, error) {
 		mws = append(mws, st.auth.Middleware)
 	} else {
 		mws = append(mws, refuseKeyRoutes)
+	}
+	if st.people != nil {
+		mws = append(mws, st.userAuth)
 	}
 	mws = append(mws, postLimit)
 	final := http.Handler(p)
@@ -285,11 +297,24 @@ func exactPath(path string, h http.Handler) middleware {
 	}
 }
 
+// pathPrefix sends requests under prefix to h and the rest down the chain.
+func pathPrefix(prefix string, h http.Handler) middleware {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, prefix) {
+				h.ServeHTTP(w, r)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
 // refuseKeyRoutes fails closed when no API keys can be checked (no pepper
 // configured): a route that needs a key answers 503, never passes.
 func refuseKeyRoutes(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if rt := routeFrom(r.Context()); rt != nil && rt.Authenticated() && !rt.WebSocket {
+		if rt := routeFrom(r.Context()); rt != nil && (rt.Auth == route.AuthAPIKey || rt.Auth == route.AuthAny) && !rt.WebSocket {
 			reqinfo.Reject(w, r, http.StatusServiceUnavailable, auth.OutcomeUnavailable, "authentication is not configured")
 			return
 		}
@@ -651,3 +676,11 @@ func (a *App) Keys() *admin.Manager { return a.stack.keys }
 
 // TicketPath is where clients ask for WebSocket tickets.
 func (a *App) TicketPath() string { return a.cfg.WebSocket.TicketPath }
+
+// People is the account manager, nil unless identity is enabled.
+func (a *App) People() *identity.Manager {
+	if a.stack.people == nil {
+		return nil
+	}
+	return a.stack.people.Manager()
+}

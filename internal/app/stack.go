@@ -20,6 +20,7 @@ import (
 	"github.com/rampart-security/rampart/internal/audit"
 	"github.com/rampart-security/rampart/internal/auth"
 	"github.com/rampart-security/rampart/internal/config"
+	"github.com/rampart-security/rampart/internal/identity"
 	"github.com/rampart-security/rampart/internal/metrics"
 	"github.com/rampart-security/rampart/internal/ratelimit"
 	"github.com/rampart-security/rampart/internal/reqinfo"
@@ -62,6 +63,7 @@ type stack struct {
 	tickets *wsgate.Tickets
 	gate    *wsgate.Gate
 	wsReg   *wsredis.Registry
+	people  *identity.Service
 
 	closers []func(context.Context) error // run in reverse order at shutdown
 }
@@ -115,6 +117,9 @@ func buildStack(ctx context.Context, cfg config.Config, log *slog.Logger, now fu
 	if err := s.buildWebSocket(); err != nil {
 		return nil, err
 	}
+	if err := s.buildIdentity(); err != nil {
+		return nil, err
+	}
 	s.record(ctx, audit.ConfigEvent(nil, config.Flatten(cfg), nil))
 	return s, nil
 }
@@ -148,6 +153,12 @@ func devSecrets(cfg *config.Config, log *slog.Logger) error {
 	}
 	if cfg.Audit.Enabled && cfg.Audit.Encrypt && cfg.Secrets.AuditEncryptionKey == "" {
 		need[secretAuditEnc] = &cfg.Secrets.AuditEncryptionKey
+	}
+	if cfg.Identity.Enabled && cfg.Secrets.JWTKey == "" {
+		need[secretJWT] = &cfg.Secrets.JWTKey
+	}
+	if cfg.Identity.Enabled && cfg.Secrets.TOTPKey == "" {
+		need[secretTOTP] = &cfg.Secrets.TOTPKey
 	}
 	if len(need) == 0 {
 		return nil
@@ -204,6 +215,11 @@ func (s *stack) secretRotated(name, versionID string) {
 			s.log.Error("pepper rotation refused", "error", err)
 		} else if err := s.peppers.Replace(peppers[0], peppers[1:]...); err != nil {
 			s.log.Error("pepper rotation refused", "error", err)
+		}
+	}
+	if name == secretJWT && s.people != nil {
+		if err := s.people.SetKeys(identityKeys(s.ring(secretJWT))); err != nil {
+			s.log.Error("JWT key rotation refused", "error", err)
 		}
 	}
 	s.log.Info("secret rotated", "secret", name, "version", versionID)
@@ -387,7 +403,16 @@ func (s *stack) buildKeys(ctx context.Context) error {
 // WebSocket routes authenticate by ticket inside the gate.
 func routePolicy(r *http.Request) auth.Policy {
 	rt := routeFrom(r.Context())
-	if rt == nil || rt.Auth != route.AuthAPIKey || rt.WebSocket {
+	if rt == nil || rt.WebSocket {
+		return auth.Policy{Auth: auth.AuthNone}
+	}
+	switch rt.Auth {
+	case route.AuthAPIKey:
+	case route.AuthAny: // a person's token is checked by userAuth
+		if !carriesAPIKey(r) {
+			return auth.Policy{Auth: auth.AuthNone}
+		}
+	default:
 		return auth.Policy{Auth: auth.AuthNone}
 	}
 	req, err := auth.ParseRequirement(rt.Permission)

@@ -18,6 +18,7 @@ import (
 	"github.com/rampart-security/rampart/internal/app"
 	"github.com/rampart-security/rampart/internal/config"
 	"github.com/rampart-security/rampart/internal/demo"
+	"github.com/rampart-security/rampart/internal/identity"
 	"github.com/rampart-security/rampart/internal/reqinfo"
 )
 
@@ -71,7 +72,7 @@ func demoConfig(f demoFlags, upstream string) config.Config {
 	cfg.Routes = []config.Route{
 		{Name: "status", Path: "/simulation/status", Methods: []string{"GET"}},
 		{Name: "simulation", Path: "/simulation/*", Methods: []string{"GET", "POST"}, Auth: "api_key", Permission: "by_method"},
-		{Name: "agents", Path: "/agents", Methods: []string{"GET", "POST"}, BodyLimit: 64 << 10, Auth: "api_key", Permission: "by_method"},
+		{Name: "agents", Path: "/agents", Methods: []string{"GET", "POST"}, BodyLimit: 64 << 10, Auth: "any", Permission: "by_method"},
 		{Name: "metrics", Path: "/metrics/*", Methods: []string{"GET"}, Auth: "api_key", Permission: "read"},
 		{Name: "ws", Path: "/ws", Methods: []string{"GET"}, WebSocket: true, Auth: "api_key", Permission: "read"},
 	}
@@ -83,7 +84,24 @@ func demoConfig(f demoFlags, upstream string) config.Config {
 		{Name: "metrics", Path: "/metrics/*", Limit: "30/min"},
 	}
 	cfg.Secrets.RefreshInterval = 0
+	cfg.Identity.Enabled = true
+	cfg.Identity.BcryptCost = 10 // the demo's one login; production keeps 12
 	return cfg
+}
+
+// demoUser creates the demo's person, with read and write roles, and
+// returns the generated password.
+func demoUser(ctx context.Context, a *app.App) (string, error) {
+	m := a.People()
+	if m == nil {
+		return "", errors.New("demo: identity is off")
+	}
+	pw, err := m.GeneratePassword("demo")
+	if err != nil {
+		return "", err
+	}
+	_, err = m.Create(ctx, identity.NewUser{Username: "demo", Password: pw, Roles: []string{"read", "write"}})
+	return pw, err
 }
 
 // demoKeys creates the demo's two keys, read-only and read-write, in its
@@ -153,7 +171,12 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 		_ = a.Close(ctx)
 		return err
 	}
-	printDemo(stdout, a, readKey, writeKey)
+	password, err := demoUser(ctx, a)
+	if err != nil {
+		_ = a.Close(ctx)
+		return err
+	}
+	printDemo(stdout, a, readKey, writeKey, password)
 	err = run(ctx, a)
 	if errors.Is(err, context.Canceled) {
 		return nil
@@ -161,7 +184,7 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 	return err
 }
 
-func printDemo(w io.Writer, a *app.App, readKey, writeKey string) {
+func printDemo(w io.Writer, a *app.App, readKey, writeKey, password string) {
 	pub, httpAddr, adminAddr := a.Addrs()
 	base := "https://" + localhostAddr(pub)
 	cacert := shellQuote(a.SelfSignedCert)
@@ -177,6 +200,7 @@ func printDemo(w io.Writer, a *app.App, readKey, writeKey string) {
 	line("  read key  %s", readKey)
 	line("  write key %s", writeKey)
 	line("            (shown once; the store keeps only a peppered HMAC)")
+	line("  person    demo / %s  (log in at %s/.rampart/ui/login)", password, base)
 	line("")
 	line("Try:")
 	rk, wk := shellQuote("Authorization: Bearer "+readKey), shellQuote("Authorization: Bearer "+writeKey)
@@ -186,6 +210,7 @@ func printDemo(w io.Writer, a *app.App, readKey, writeKey string) {
 	line("  curl --cacert %s -H %s -X POST -H 'Content-Type: application/json' -d '{\"name\":\"driver-9\"}' %s/agents", cacert, wk, base)
 	line("  curl --cacert %s -H %s %s/metrics/summary", cacert, rk, base)
 	line("  curl --cacert %s -H %s -X POST %s%s    # a single-use WebSocket ticket for /ws?ticket=...", cacert, rk, base, a.TicketPath())
+	line("  curl --cacert %s -H 'Content-Type: application/json' -d '{\"username\":\"demo\",\"password\":\"%s\"}' %s/.rampart/login    # a person's access and refresh tokens", cacert, password, base)
 	line("  curl --cacert %s -si %s/agents    # 401: no key", cacert, base)
 	line("  curl --cacert %s -si -H %s -X POST %s/simulation/stop    # 403: the read key cannot write", cacert, rk, base)
 	line("  curl --cacert %s -si %s/simulation/status    # the security headers", cacert, base)

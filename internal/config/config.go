@@ -35,6 +35,7 @@ type Config struct {
 	Audit      Audit      `yaml:"audit"`
 	Metrics    Metrics    `yaml:"metrics"`
 	WebSocket  WebSocket  `yaml:"websocket"`
+	Identity   Identity   `yaml:"identity"`
 }
 
 // Production reports whether the config is in production mode.
@@ -159,6 +160,8 @@ type Secrets struct {
 	APIKeyPepper       string        `yaml:"api_key_pepper"`
 	AuditSealKey       string        `yaml:"audit_seal_key"`
 	AuditEncryptionKey string        `yaml:"audit_encryption_key"`
+	JWTKey             string        `yaml:"jwt_key"`  // HS256 signing key for people's access tokens
+	TOTPKey            string        `yaml:"totp_key"` // encrypts TOTP secrets at rest
 }
 
 // Auth tunes API key authentication.
@@ -226,6 +229,26 @@ type WebSocket struct {
 	MessageRate     string        `yaml:"message_rate"` // per connection, e.g. "20/s"; empty: off
 }
 
+// Identity is people: passwords, TOTP MFA, JWT access and refresh tokens,
+// sessions and lockout, served under /.rampart/ on the public listener for
+// routes with auth: user or any.
+type Identity struct {
+	Enabled           bool          `yaml:"enabled"`
+	Issuer            string        `yaml:"issuer"`
+	AccessTokenTTL    time.Duration `yaml:"access_token_ttl"`
+	RefreshTokenTTL   time.Duration `yaml:"refresh_token_ttl"`
+	SessionLifetime   time.Duration `yaml:"session_lifetime"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	MaxSessions       int           `yaml:"max_sessions"`
+	BcryptCost        int           `yaml:"bcrypt_cost"`
+	MinPasswordLength int           `yaml:"min_password_length"`
+	LockoutThreshold  int           `yaml:"lockout_threshold"`
+	LockoutWindow     time.Duration `yaml:"lockout_window"`
+	LockoutDuration   time.Duration `yaml:"lockout_duration"`
+	MFARequiredRoles  []string      `yaml:"mfa_required_roles"`
+	TrustedDeviceDays int           `yaml:"trusted_device_days"` // 0 turns trusted devices off
+}
+
 // Default returns the configuration every file is applied on top of.
 func Default() Config {
 	return Config{
@@ -271,6 +294,13 @@ func Default() Config {
 		RateLimits: RateLimits{OnStoreError: "local", Instances: 1},
 		Audit:      Audit{Enabled: true, Wait: true},
 		Metrics:    Metrics{Enabled: true, SlowThreshold: 2 * time.Second},
+		Identity: Identity{
+			Issuer: "rampart", AccessTokenTTL: 30 * time.Minute, RefreshTokenTTL: 7 * 24 * time.Hour,
+			SessionLifetime: 7 * 24 * time.Hour, IdleTimeout: 24 * time.Hour, MaxSessions: 5,
+			BcryptCost: 12, MinPasswordLength: 12,
+			LockoutThreshold: 5, LockoutWindow: 15 * time.Minute, LockoutDuration: 15 * time.Minute,
+			MFARequiredRoles: []string{"admin"}, TrustedDeviceDays: 30,
+		},
 		WebSocket: WebSocket{
 			TicketPath: "/.rampart/ws/ticket", TicketTTL: 30 * time.Second,
 			MaxPerPrincipal: 10, MaxTotal: 1000,

@@ -72,6 +72,7 @@ func (c *Config) Validate() (warnings []string, err error) {
 	c.validateRateLimits(hard)
 	c.validateAudit(hard, prod)
 	c.validateWebSocket(hard)
+	c.validateIdentity(hard, prod)
 	if c.Auth.CacheTTL <= 0 || c.Auth.UsageInterval <= 0 {
 		hard("auth: cache_ttl and usage_interval must be positive")
 	}
@@ -314,10 +315,20 @@ func (c *Config) AuditDir() string {
 	return filepath.Join(c.StateDir, "audit")
 }
 
-// NeedsAPIKeys reports whether some route requires an API key.
+// NeedsAPIKeys reports whether some route accepts API keys.
 func (c *Config) NeedsAPIKeys() bool {
 	for _, r := range c.Routes {
-		if r.Auth == route.AuthAPIKey {
+		if r.Auth == route.AuthAPIKey || r.Auth == route.AuthAny {
+			return true
+		}
+	}
+	return false
+}
+
+// NeedsUsers reports whether some route accepts people's tokens.
+func (c *Config) NeedsUsers() bool {
+	for _, r := range c.Routes {
+		if r.Auth == route.AuthUser || r.Auth == route.AuthAny {
 			return true
 		}
 	}
@@ -377,6 +388,8 @@ func (c *Config) SecretRefs() map[string]string {
 		"api_key_pepper":       c.Secrets.APIKeyPepper,
 		"audit_seal_key":       c.Secrets.AuditSealKey,
 		"audit_encryption_key": c.Secrets.AuditEncryptionKey,
+		"jwt_key":              c.Secrets.JWTKey,
+		"totp_key":             c.Secrets.TOTPKey,
 	} {
 		if ref != "" {
 			m[name] = ref
@@ -428,5 +441,42 @@ func (c *Config) validateWebSocket(hard reportFunc) {
 		if _, err := ratelimit.ParseLimit(w.MessageRate); err != nil {
 			hard("websocket.message_rate: %v", err)
 		}
+	}
+}
+
+func (c *Config) validateIdentity(hard, prod reportFunc) {
+	id := c.Identity
+	if c.NeedsUsers() && !id.Enabled {
+		hard("identity.enabled: routes use auth user or any; turn identity on")
+	}
+	if !id.Enabled {
+		return
+	}
+	if c.Secrets.JWTKey == "" {
+		prod("secrets.jwt_key: identity is on; set a secret reference (development generates one in state_dir)")
+	}
+	if c.Secrets.TOTPKey == "" {
+		prod("secrets.totp_key: identity is on; TOTP secrets must be encrypted at rest")
+	}
+	if id.BcryptCost < 10 || id.BcryptCost > 16 {
+		hard("identity.bcrypt_cost: %d is not between 10 and 16", id.BcryptCost)
+	}
+	if id.MinPasswordLength < 12 {
+		prod("identity.min_password_length: %d is below 12", id.MinPasswordLength)
+	}
+	for name, d := range map[string]time.Duration{
+		"access_token_ttl": id.AccessTokenTTL, "refresh_token_ttl": id.RefreshTokenTTL,
+		"session_lifetime": id.SessionLifetime, "idle_timeout": id.IdleTimeout,
+		"lockout_window": id.LockoutWindow, "lockout_duration": id.LockoutDuration,
+	} {
+		if d <= 0 {
+			hard("identity.%s: must be positive", name)
+		}
+	}
+	if id.AccessTokenTTL > time.Hour {
+		prod("identity.access_token_ttl: %s is above one hour", id.AccessTokenTTL)
+	}
+	if id.MaxSessions < 1 || id.LockoutThreshold < 1 || id.TrustedDeviceDays < 0 {
+		hard("identity: max_sessions and lockout_threshold must be at least 1, trusted_device_days not negative")
 	}
 }

@@ -16,6 +16,8 @@ import (
 const (
 	AuthNone   = "none"
 	AuthAPIKey = "api_key"
+	AuthUser   = "user" // a person's access token or page session (identity)
+	AuthAny    = "any"  // an API key or a person
 )
 
 // Permission names a route may require.
@@ -108,9 +110,9 @@ func compile(s Spec) (*Route, error) {
 		r.Auth = AuthNone
 	}
 	switch r.Auth {
-	case AuthNone, AuthAPIKey:
+	case AuthNone, AuthAPIKey, AuthUser, AuthAny:
 	default:
-		return nil, fmt.Errorf("auth: %q is not none or api_key", s.Auth)
+		return nil, fmt.Errorf("auth: %q is not none, api_key, user or any", s.Auth)
 	}
 	switch s.Permission {
 	case "":
