@@ -200,7 +200,7 @@ func markdown(r *Results, plots []string, pngRel, components, notes string) stri
 		p("bench/cmd/loadgen `-mode rate`: %.0f requests/s (50 %% of %s's median above), due at fixed intervals over %d "+
 			"keep-alive connections; latency counts from when each request was due, so queueing behind a stall is "+
 			"charged to the server (no coordinated omission). A target whose capacity is below the rate falls behind and "+
-			"its latency grows for the whole run; \"late\" counts requests due but not completed when the run ended.\n\n",
+			"its latency grows for the whole run; \"late\" counts requests due but not answered by a second after the run ended (they are not in the percentiles, so read them together).\n\n",
 			rate, lv, r.Conns)
 		LoadTable(&b, runs, "req/s")
 		p("\n")

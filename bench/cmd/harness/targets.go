@@ -806,8 +806,16 @@ func startRampartFull(o fullOpts, name string) func(context.Context, *env) (star
 				return started{}, err
 			}
 			store = e.pgURL
-			if out, err := exec.CommandContext(ctx, e.bin("rampart"), "migrate", "--store", store).CombinedOutput(); err != nil {
-				return started{}, fmt.Errorf("rampart migrate: %w: %s", err, out)
+			// PostgreSQL listens a moment before it accepts sessions.
+			var out []byte
+			for try := 0; ; try++ {
+				if out, err = exec.CommandContext(ctx, e.bin("rampart"), "migrate", "--store", store).CombinedOutput(); err == nil {
+					break
+				}
+				if try == 40 || ctx.Err() != nil {
+					return started{}, fmt.Errorf("rampart migrate: %w: %s", err, out)
+				}
+				time.Sleep(250 * time.Millisecond)
 			}
 			if key, err = e.rampartKey(store, pepper); err != nil {
 				return started{}, err
