@@ -265,6 +265,7 @@ func auditKeyring(name string, ring *secrets.Keyring) (audit.Keyring, error) {
 // AuditKeys are the audit keys the config's secrets give, derived exactly
 // as serve derives them: what `rampart audit -c` uses to verify and export.
 func AuditKeys(ctx context.Context, cfg config.Config) (audit.Keys, error) {
+	devAuditSecretRefs(&cfg)
 	refs := cfg.SecretRefs()
 	var specs []secrets.Spec
 	for _, name := range []string{secretSeal, secretAuditEnc} {
@@ -285,6 +286,21 @@ func AuditKeys(ctx context.Context, cfg config.Config) (audit.Keys, error) {
 	}
 	enc, err := auditKeyring(secretAuditEnc, m.Keyring(secretAuditEnc))
 	return audit.Keys{Seal: seal, Encryption: enc}, err
+}
+
+// devAuditSecretRefs points the audit secrets a development config leaves
+// unset at the files serve generated in state_dir/secrets, when they exist.
+// It never creates one: reading a log must not invent its key.
+func devAuditSecretRefs(cfg *config.Config) {
+	if cfg.Production() {
+		return
+	}
+	for name, ref := range map[string]*string{secretSeal: &cfg.Secrets.AuditSealKey, secretAuditEnc: &cfg.Secrets.AuditEncryptionKey} {
+		path := filepath.Join(cfg.StateDir, "secrets", name)
+		if _, err := os.Stat(path); *ref == "" && err == nil {
+			*ref = "file:" + path
+		}
+	}
 }
 
 func (s *stack) buildAudit(ctx context.Context) error {
