@@ -449,3 +449,27 @@ func copyDir(t *testing.T, src string) string {
 	}
 	return dst
 }
+
+// TestAuditDevelopmentConfig: in development mode serve generates the
+// audit encryption key in state_dir/secrets; `rampart audit export -c` and
+// `verify -c` on the same config find it and read the log back.
+func TestAuditDevelopmentConfig(t *testing.T) {
+	up := startUpstream(t)
+	certFile, keyFile, cert := certPair(t, t.TempDir(), false, 1)
+	cfg := strings.Replace(baseConfig(up.URL, certFile, keyFile, "audit:\n  encrypt: true\n"), "mode: production", "mode: development", 1)
+	g := startGateway(t, cfg)
+	ids := postUploads(t, g, client(cert, nil), 3)
+	signalAndWait(t, g, syscall.SIGTERM)
+	if _, err := os.Stat(filepath.Join(g.dir, "secrets", "audit_encryption_key")); err != nil {
+		t.Fatalf("development did not generate the encryption key: %v", err)
+	}
+	if rep, code := auditVerify(t, g, ""); code != 0 || len(rep.Problems) != 0 {
+		t.Fatalf("verify -c: exit %d, %+v", code, rep)
+	}
+	got := requestEvents(auditExport(t, g))
+	for _, id := range ids {
+		if _, ok := got[id]; !ok {
+			t.Fatalf("request %s not exported", id)
+		}
+	}
+}
