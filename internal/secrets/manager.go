@@ -50,6 +50,11 @@ type Options struct {
 	// OnRotate is called after a secret's current version changed, with the
 	// new version ID (never the value): the hook for an audit event.
 	OnRotate func(name, versionID string)
+	// OnChange is called after a secret's keyring changed in any way: a
+	// new current version (OnRotate follows) or a previous version that
+	// appeared or was dropped, such as the end of a rotation's overlap.
+	// Whatever copies keys out of a keyring resynchronises here.
+	OnChange func(name string)
 	// OnRefreshError is called when a refresh of name failed and its last
 	// good value was kept.
 	OnRefreshError func(name string, err error)
@@ -66,6 +71,10 @@ type entry struct {
 	spec Spec
 	ref  Ref
 	ring *Keyring
+	// providerPrev is whether the ring's previous version came from the
+	// provider (NAME_PREVIOUS, FILE.previous, AWSPREVIOUS) rather than
+	// being the remembered old current.
+	providerPrev bool
 }
 
 // Manager resolves named secrets into keyrings and keeps them fresh.
@@ -136,6 +145,7 @@ func Open(ctx context.Context, specs []Spec, opts Options) (*Manager, error) {
 			continue
 		}
 		e.ring = NewKeyring(f.Current, f.Previous)
+		e.providerPrev = f.Previous != nil
 		m.entries = append(m.entries, e)
 		m.byName[spec.Name] = e
 		if m.failures != nil {
@@ -284,7 +294,11 @@ func (m *Manager) Warnings() []string { return append([]string(nil), m.warnings.
 // good keyring; the failure is counted, logged, passed to OnRefreshError and
 // returned (joined). A changed current version becomes current, with the
 // provider's previous version or else the old current as previous, and is
-// counted and passed to OnRotate. Concurrent calls run one at a time.
+// counted and passed to OnRotate. A previous version the provider reported
+// and no longer does is dropped: the operator ended the overlap. One
+// remembered from the old current stays until the next rotation. Every
+// change to a keyring is passed to OnChange. Concurrent calls run one at a
+// time.
 func (m *Manager) Refresh(ctx context.Context) error {
 	m.refreshMu.Lock()
 	defer m.refreshMu.Unlock()
@@ -334,19 +348,30 @@ func (m *Manager) apply(e *entry, f Fetched) {
 	rotated := old.current.ID != f.Current.ID || !old.current.Value.Equal(f.Current.Value)
 	prev := f.Previous
 	if prev == nil {
-		if rotated {
+		switch {
+		case rotated:
 			c := old.current
 			prev = &c
-		} else {
-			prev = old.previous
+		case !e.providerPrev:
+			prev = old.previous // the remembered old current stays until the next rotation
+		default:
+			// The provider no longer reports the previous version it did:
+			// the operator ended the overlap, so the old version goes.
 		}
 	}
 	samePrev := (prev == nil) == (old.previous == nil) &&
 		(prev == nil || (prev.ID == old.previous.ID && prev.Value.Equal(old.previous.Value)))
 	if !rotated && samePrev {
+		if f.Previous != nil {
+			e.providerPrev = true
+		}
 		return
 	}
 	e.ring.store(f.Current, prev)
+	e.providerPrev = f.Previous != nil
+	if m.opts.OnChange != nil {
+		m.opts.OnChange(e.spec.Name)
+	}
 	if !rotated {
 		return
 	}

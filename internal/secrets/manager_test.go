@@ -391,3 +391,69 @@ func TestRegisterTwiceReusesCollectors(t *testing.T) {
 		}
 	}
 }
+
+// Removing the previous version the provider reported (FILE.previous,
+// NAME_PREVIOUS) ends the overlap at the next refresh, and OnChange tells
+// whoever copied the keys; a previous remembered from the old current
+// stays until the next rotation.
+func TestRefreshEndsOverlap(t *testing.T) {
+	env := &mapEnv{m: map[string]string{"K": strongA, "R": strongA}}
+	var changes []string
+	m, err := Open(context.Background(), []Spec{{Name: "k", Ref: "env:K"}, {Name: "r", Ref: "env:R"}}, Options{
+		Logger:    slog.New(slog.DiscardHandler),
+		Providers: map[Scheme]Provider{SchemeEnv: EnvProvider{LookupEnv: env.lookup}},
+		OnChange:  func(name string) { changes = append(changes, name) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	refresh := func() {
+		t.Helper()
+		if err := m.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	previous := func(name string) string {
+		p, ok := m.Keyring(name).Previous()
+		if !ok {
+			return ""
+		}
+		return string(p.Value.Bytes())
+	}
+
+	// k rotates with the provider's previous; r by replacing the value only.
+	env.set("K", strongB)
+	env.set("K_PREVIOUS", strongA)
+	env.set("R", strongB)
+	refresh()
+	if previous("k") != strongA || previous("r") != strongA {
+		t.Fatalf("after rotation: previous k=%q r=%q", previous("k"), previous("r"))
+	}
+	if len(changes) != 2 {
+		t.Fatalf("OnChange calls = %q, want k and r", changes)
+	}
+
+	// Nothing changed: no call.
+	refresh()
+	if len(changes) != 2 {
+		t.Fatalf("OnChange without a change: %q", changes)
+	}
+
+	// The operator removes K_PREVIOUS: k's overlap ends, r's remembered
+	// previous stays.
+	env.set("K_PREVIOUS", "")
+	refresh()
+	if previous("k") != "" {
+		t.Error("k still has the previous version the provider dropped")
+	}
+	if previous("r") != strongA {
+		t.Error("r lost its remembered previous version")
+	}
+	if len(changes) != 3 || changes[2] != "k" {
+		t.Errorf("OnChange calls = %q, want one more for k", changes)
+	}
+	if string(m.Keyring("k").Current().Value.Bytes()) != strongB {
+		t.Error("k's current changed")
+	}
+}
