@@ -187,9 +187,13 @@ func TestDemoCurlLines(t *testing.T) {
 		cmd.Wait()
 	}()
 	var curls []string
+	verdict := ""
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(line, "verify ") {
+			verdict = line
+		}
 		if strings.HasPrefix(line, "curl ") {
 			curls = append(curls, line)
 		}
@@ -200,6 +204,10 @@ func TestDemoCurlLines(t *testing.T) {
 	go io.Copy(io.Discard, stdout)
 	if len(curls) < 5 {
 		t.Fatalf("demo printed %d curl lines", len(curls))
+	}
+	// The demo verifies itself before it says it is ready.
+	if !regexp.MustCompile(`\d+ pass, 0 fail`).MatchString(verdict) {
+		t.Errorf("demo self-verification: %q", verdict)
 	}
 	statusLine := regexp.MustCompile(`(?m)^HTTP/\S+ (\d+)`)
 	promised := regexp.MustCompile(`#\s*(\d{3}):`) // "# 401: no key" promises a status

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"github.com/rampart-security/rampart/internal/demo"
 	"github.com/rampart-security/rampart/internal/identity"
 	"github.com/rampart-security/rampart/internal/reqinfo"
+	"github.com/rampart-security/rampart/internal/verify"
 )
 
 type demoFlags struct {
@@ -77,7 +79,7 @@ func demoConfig(f demoFlags, upstream string) config.Config {
 		{Name: "ws", Path: "/ws", Methods: []string{"GET"}, WebSocket: true, Auth: "api_key", Permission: "read"},
 	}
 	// The rideshare checklist's limits.
-	cfg.RateLimits.PreAuth = "30/min"
+	cfg.RateLimits.PreAuth = "300/min" // room for the demo's own verify run and the printed lines
 	cfg.RateLimits.Rules = []config.RateLimitRule{
 		{Name: "simulation", Path: "/simulation/*", Limit: "60/min"},
 		{Name: "agents", Path: "/agents", Limit: "100/min"},
@@ -87,6 +89,37 @@ func demoConfig(f demoFlags, upstream string) config.Config {
 	cfg.Identity.Enabled = true
 	cfg.Identity.BcryptCost = 10 // the demo's one login; production keeps 12
 	return cfg
+}
+
+// verifyDemo runs `rampart verify` against the demo itself, with a key of
+// its own so the printed keys keep their rate-limit budget, and prints the
+// summary.
+func verifyDemo(ctx context.Context, a *app.App, w io.Writer) error {
+	issued, err := a.Keys().Create(ctx, admin.CreateParams{Name: "demo-verify", Permissions: reqinfo.PermRead, CreatedBy: "demo", ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		return err
+	}
+	pem, err := os.ReadFile(a.SelfSignedCert)
+	if err != nil {
+		return err
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	pub, httpAddr, _ := a.Addrs()
+	rep, err := verify.Run(ctx, verify.Options{
+		Target:         "https://" + localhostAddr(pub) + "/simulation/status",
+		HTTPURL:        "http://" + localhostAddr(httpAddr) + "/simulation/status",
+		ProtectedPaths: []string{"/agents", "/metrics/summary"},
+		WSPaths:        []string{"/ws"},
+		AllowedOrigins: []string{"https://app.example.com"},
+		Key:            issued.Key.Reveal(),
+		RootCAs:        roots,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nrampart verify %s (%d requests, %s):\n", rep.Target, rep.Requests, rep.Duration.Round(time.Millisecond))
+	return verify.WriteSummary(w, rep, false)
 }
 
 // demoUser creates the demo's person, with read and write roles, and
@@ -177,7 +210,15 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 		return err
 	}
 	printDemo(stdout, a, readKey, writeKey, password)
-	err = run(ctx, a)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, a) }()
+	// The listeners are bound, so verify's connections wait in the accept
+	// queue until Serve takes them.
+	if err := verifyDemo(ctx, a, stdout); err != nil {
+		fmt.Fprintf(stdout, "verify: %v\n", err)
+	}
+	fmt.Fprintln(stdout, "\nCtrl-C stops the demo.")
+	err = <-done
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
@@ -216,8 +257,6 @@ func printDemo(w io.Writer, a *app.App, readKey, writeKey, password string) {
 	line("  curl --cacert %s -si %s/simulation/status    # the security headers", cacert, base)
 	line("  curl -si http://%s/simulation/status          # redirected to HTTPS", localhostAddr(httpAddr))
 	line("  curl -s http://%s/metrics | grep rampart_http    # Prometheus metrics", adminAddr)
-	line("")
-	line("Ctrl-C stops the demo.")
 	fmt.Fprint(w, b.String())
 }
 
