@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -259,19 +260,11 @@ func (c wsClients) wsRefused(t *testing.T, g *gateway, name, query string, hdr h
 // readClose reads until conn ends and returns the close code and reason.
 func readClose(t *testing.T, conn *websocket.Conn, within time.Duration) (websocket.StatusCode, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
-	for {
-		_, _, err := conn.Read(ctx)
-		if err == nil {
-			continue
-		}
-		var ce websocket.CloseError
-		if errors.As(err, &ce) {
-			return ce.Code, ce.Reason
-		}
-		t.Fatalf("read: %v (no close frame)", err)
+	code, reason := readCloseNoFatal(conn, within)
+	if code == -1 {
+		t.Fatalf("read: %s (no close frame)", reason)
 	}
+	return code, reason
 }
 
 // wantClosed asserts that a freshly admitted connection is closed with code
@@ -505,12 +498,23 @@ func TestWebSocketMessageAndIdleLimits(t *testing.T) {
 
 // TestWebSocketPingTimeout: a client that stops answering pings (it never
 // reads, so its pongs are never sent) is dropped and the upstream is told
-// with 1001, long before the idle timeout.
+// with 1001, long before the idle timeout. With websocket.message_rate a
+// client sending faster is closed with 1008.
 func TestWebSocketPingTimeout(t *testing.T) {
 	up := startWSUpstream(t)
-	g, cert := wsGateway(t, up, "websocket:\n  idle_timeout: 10m\n  ping_interval: 250ms\n")
+	g, cert := wsGateway(t, up, "websocket:\n  idle_timeout: 10m\n  ping_interval: 250ms\n  message_rate: 5/s\n")
 	c := newWSClients(cert)
 	_, key := createGatewayKey(t, g, "ws-ping", "read")
+
+	fast := c.open(t, g, g, key, "fast")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range 50 {
+		if err := fast.Write(ctx, websocket.MessageText, []byte(strconv.Itoa(i))); err != nil {
+			break // already closed
+		}
+	}
+	wantClosed(t, fast, websocket.StatusPolicyViolation, "message rate exceeded")
 
 	silent := c.open(t, g, g, key, "silent")
 	_ = silent // never read: pings go unanswered
@@ -625,4 +629,78 @@ func TestWebSocketTwoInstancesRedis(t *testing.T) {
 		t.Errorf("ticket for a revoked key: %d, want 401", resp.StatusCode)
 	}
 	echo(t, openWhenAdmitted(t, c, a, b, key2, "k2-after"), websocket.MessageText, []byte("freed"))
+}
+
+// TestWebSocketRevokeAndShutdown: on one instance without Redis, revoking a
+// key on the admin API closes its socket with 1008 and a graceful shutdown
+// closes the others with 1001; both are audit events (ws.opened, ws.closed
+// with the reason, key.revoked), exported with `rampart audit export -c`.
+func TestWebSocketRevokeAndShutdown(t *testing.T) {
+	up := startWSUpstream(t)
+	g, cert := wsGateway(t, up, "")
+	c := newWSClients(cert)
+	revokedID, revoked := createGatewayKey(t, g, "ws-revoked", "read")
+	keptID, kept := createGatewayKey(t, g, "ws-kept", "read")
+	_, adminKey := createGatewayKey(t, g, "ws-admin", "admin")
+
+	r := c.open(t, g, g, revoked, "revoked")
+	k := c.open(t, g, g, kept, "kept")
+	echo(t, r, websocket.MessageText, []byte("r"))
+	echo(t, k, websocket.MessageText, []byte("k"))
+	resp, body := do(t, &http.Client{Timeout: 10 * time.Second}, "POST", "http://"+g.admin+"/v1/keys/"+revokedID+"/revoke", nil,
+		map[string]string{"X-API-Key": adminKey})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: %d %s", resp.StatusCode, body)
+	}
+	wantClosed(t, r, websocket.StatusPolicyViolation, "revoked")
+	echo(t, k, websocket.MessageText, []byte("still open"))
+
+	done := make(chan struct{})
+	var code websocket.StatusCode
+	var reason string
+	go func() {
+		defer close(done)
+		code, reason = readCloseNoFatal(k, 30*time.Second)
+	}()
+	signalAndWait(t, g, syscall.SIGTERM)
+	<-done
+	if code != websocket.StatusGoingAway || !strings.Contains(reason, "shutting down") {
+		t.Fatalf("at shutdown: close %d %q, want 1001 server shutting down", code, reason)
+	}
+
+	evs := auditExport(t, g)
+	opened := map[string]bool{}
+	closed := map[string]string{}
+	var keyRevoked bool
+	for _, e := range evs {
+		switch e.Type {
+		case "ws.opened":
+			opened[e.User] = true
+		case "ws.closed":
+			closed[e.User], _ = e.Details["reason"].(string)
+		case "key.revoked":
+			keyRevoked = keyRevoked || e.Details["key_id"] == revokedID
+		}
+	}
+	if !opened[revokedID] || !opened[keptID] || closed[revokedID] != "revoked" || closed[keptID] != "shutdown" || !keyRevoked {
+		t.Fatalf("audit: opened %v, closed %v, key.revoked %v", opened, closed, keyRevoked)
+	}
+}
+
+// readCloseNoFatal is readClose for a goroutine: it returns -1 and the
+// error text when the connection ends without a close frame.
+func readCloseNoFatal(conn *websocket.Conn, within time.Duration) (websocket.StatusCode, string) {
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	for {
+		_, _, err := conn.Read(ctx)
+		if err == nil {
+			continue
+		}
+		var ce websocket.CloseError
+		if errors.As(err, &ce) {
+			return ce.Code, ce.Reason
+		}
+		return -1, err.Error()
+	}
 }
