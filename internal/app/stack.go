@@ -198,6 +198,7 @@ func (s *stack) buildSecrets(ctx context.Context) error {
 		Interval:   s.cfg.Secrets.RefreshInterval,
 		Logger:     s.log,
 		Registerer: s.reg,
+		OnChange:   s.secretChanged,
 		OnRotate:   s.secretRotated,
 	})
 	if err != nil {
@@ -207,9 +208,10 @@ func (s *stack) buildSecrets(ctx context.Context) error {
 	return nil
 }
 
-// secretRotated runs after a provider returned a new current version: the
-// pepper keyring follows at once; the value is never logged or audited.
-func (s *stack) secretRotated(name, versionID string) {
+// secretChanged runs after a secret's keyring changed: a new current
+// version, or a previous one added or dropped (the end of an overlap). The
+// keyrings copied out of it follow at once.
+func (s *stack) secretChanged(name string) {
 	if name == secretPepper && s.peppers != nil {
 		if peppers, err := pepperList(s.secrets.Keyring(secretPepper)); err != nil {
 			s.log.Error("pepper rotation refused", "error", err)
@@ -222,6 +224,12 @@ func (s *stack) secretRotated(name, versionID string) {
 			s.log.Error("JWT key rotation refused", "error", err)
 		}
 	}
+}
+
+// secretRotated runs after a provider returned a new current version
+// (secretChanged has already updated the copies): it is logged and audited
+// by version ID; the value never is.
+func (s *stack) secretRotated(name, versionID string) {
 	s.log.Info("secret rotated", "secret", name, "version", versionID)
 	s.record(context.Background(), audit.Event{Type: audit.TypeSecretRotated, Outcome: audit.OutcomeOK,
 		Details: map[string]any{"secret": name, "version": versionID}})
