@@ -429,12 +429,24 @@ func TestAPIKeyRevokeAcrossInstances(t *testing.T) {
 		t.Fatalf("A right after revoke: %d", resp.StatusCode)
 	}
 	// B refuses it once its cache entry ends (auth.cache_ttl, 1s). The
-	// deadline is only the poll's bound; the time taken is logged.
-	resp, body, _ = pollStatus(t, c, "GET", "https://"+b.public+"/api/items", bearer(key), http.StatusUnauthorized, 15*time.Second)
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("B never refused the revoked key: %d %s", resp.StatusCode, body)
+	// deadline only bounds the poll; how long B still accepted the key is
+	// logged, not asserted.
+	var lastAccepted time.Time
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		sent := time.Now()
+		resp, body := get(t, c, "https://"+b.public+"/api/items", bearer(key))
+		if resp.StatusCode == http.StatusUnauthorized {
+			break
+		}
+		if resp.StatusCode != http.StatusOK || time.Now().After(deadline) {
+			t.Fatalf("B after the revoke: %d %s", resp.StatusCode, body)
+		}
+		lastAccepted = sent
+		time.Sleep(5 * time.Millisecond)
 	}
-	t.Logf("instance B refused the key %s after the revoke request on A was sent", time.Since(revoked).Round(time.Millisecond))
+	if !lastAccepted.IsZero() {
+		t.Logf("instance B last accepted the revoked key %s after the revoke request on A was sent", lastAccepted.Sub(revoked).Round(time.Millisecond))
+	}
 	// and keeps refusing it.
 	for _, g := range []*gateway{a, b} {
 		if resp, _ := get(t, c, "https://"+g.public+"/api/items", bearer(key)); resp.StatusCode != http.StatusUnauthorized {
