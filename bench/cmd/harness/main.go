@@ -84,7 +84,7 @@ func runCmd(args []string) error {
 	fs.StringVar(&f.targets, "targets", "", "comma-separated targets (default: all; extra ones only in full runs)")
 	fs.Int64Var(&f.seed, "seed", 0, "shuffle seed (default: from the clock; recorded in the results)")
 	fs.IntVar(&f.hsReps, "handshake-reps", 3, "repetitions of the handshake runs")
-	fs.IntVar(&f.olReps, "open-loop-reps", 3, "repetitions of the open-loop runs")
+	fs.IntVar(&f.olReps, "open-loop-reps", 2, "repetitions of the open-loop runs")
 	fs.IntVar(&f.hsConn, "handshake-c", 32, "concurrent connections in the handshake runs")
 	fs.StringVar(&f.command, "command", "", "the command line to record in the results")
 	fs.BoolVar(&f.profile, "profile", false, "after the measurements, take a CPU profile of each Go target under the same load (rampart through a development-mode twin with pprof)")
@@ -396,11 +396,24 @@ func (e *env) takeProfile(ctx context.Context, name string, src *profSource, liv
 		return "", err
 	}
 	logf("profiled %s: %s", name, file)
-	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-cum", "-nodecount=30", src.bin, file).Output()
-	if err != nil {
-		return "", fmt.Errorf("go tool pprof: %w", err)
+	// Two views: where the CPU is spent (flat), and what each of the
+	// project's own layers costs including what it calls (cumulative).
+	var b strings.Builder
+	for _, view := range []struct {
+		title string
+		args  []string
+	}{
+		{"heaviest functions (flat)", []string{"-top", "-nodecount=20"}},
+		{"main and rampart packages, cumulative", []string{"-top", "-cum", "-nodecount=25", "-show=^(main|github.com/rampart-security)"}},
+	} {
+		args := append([]string{"tool", "pprof"}, view.args...)
+		out, err := exec.CommandContext(ctx, "go", append(args, src.bin, file)...).Output()
+		if err != nil {
+			return "", fmt.Errorf("go tool pprof: %w", err)
+		}
+		fmt.Fprintf(&b, "# %s\n%s\n", view.title, out)
 	}
-	return string(out), nil
+	return b.String(), nil
 }
 
 // fetch saves the body of a GET of url into file.

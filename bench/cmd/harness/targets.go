@@ -411,7 +411,7 @@ func allTargets() []target {
 		{name: "nginx-full", desc: "nginx, headers + API-key map + limit_req per key + buffered access log", headers: true, auth: true, start: startNginx(true)},
 		{name: "haproxy", desc: "HAProxy, headers only", headers: true, start: startHAProxy},
 		{name: "caddy", desc: "Caddy, headers only", headers: true, start: startCaddy},
-		{name: "floor", desc: "bare Go httputil.ReverseProxy, tuned transport, headers-only middleware", headers: true, start: startFloor("tuned", "")},
+		{name: "floor", desc: "bare Go httputil.ReverseProxy, tuned transport, pooled copy buffers, headers-only middleware", headers: true, start: startFloor("tuned", "")},
 		{name: "floor-gogc400", desc: "the floor with GOGC=400", extra: true, headers: true, start: startFloor("tuned", "400")},
 		{name: "floor-default-transport", desc: "the floor with http.DefaultTransport (2 idle connections per host)", extra: true, headers: true, start: startFloor("default", "")},
 		{name: "rampart-headers", desc: "rampart serve, production mode, no auth routes, access log off", headers: true, start: startRampartHeaders("rampart-headers")},
