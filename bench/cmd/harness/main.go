@@ -155,7 +155,7 @@ func run(ctx context.Context, f runFlags) (*Results, error) {
 	}
 	logf("work directory %s (configs and server logs)", dir)
 	e := &env{dir: dir, binDir: f.binDir, proxyCPUs: f.proxyCPUs, loadCPUs: f.loadCPUs,
-		conns: f.conns, threads: f.threads, log: os.Stderr, profile: f.profile}
+		conns: f.conns, threads: f.threads, profile: f.profile}
 	defer e.stopAll()
 
 	res := &Results{

@@ -81,7 +81,6 @@ type env struct {
 	pgURL               string
 	profile             bool // start what -profile needs (pprof listeners, rampart twins)
 	procs               []*exec.Cmd
-	log                 io.Writer
 }
 
 func (e *env) bin(name string) string { return filepath.Join(e.binDir, name) }
