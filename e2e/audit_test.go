@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -37,17 +36,14 @@ func auditDir(g *gateway) string { return filepath.Join(g.dir, "audit") }
 // process is gone, so what it left on disk is final.
 func signalAndWait(t *testing.T, g *gateway, sig syscall.Signal) {
 	t.Helper()
-	pid := g.cmd.Process.Pid
-	if err := syscall.Kill(pid, sig); err != nil {
+	if err := g.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
-	for range 600 {
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-			return
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval
+	select {
+	case <-g.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("rampart still running 30 s after %v", sig)
 	}
-	t.Fatalf("rampart (pid %d) still running after %v", pid, sig)
 }
 
 // verifyReport is the JSON of `rampart audit verify --json`.
@@ -324,7 +320,7 @@ audit:
   encrypt: true
 secrets:
   audit_encryption_key: file:`+encKey+"\n")
-	keyID, key := createGatewayKey(t, g, "audited", "read")
+	key, keyID := createKey(t, g, "audited", "read")
 
 	ids := map[string]int{}
 	for _, m := range []string{"GET", "POST"} {

@@ -45,24 +45,6 @@ func runWithGatewayEnv(t *testing.T, g *gateway, args ...string) (stdout, stderr
 	return out.String(), errOut.String(), code
 }
 
-// createGatewayKey creates an API key in g's store with `rampart keys
-// create -c` and returns its ID and secret.
-func createGatewayKey(t *testing.T, g *gateway, name, perms string) (id, secret string) {
-	t.Helper()
-	out, errOut, code := runWithGatewayEnv(t, g, "keys", "create", "-c", g.config, "--name", name, "--permissions", perms, "--json")
-	if code != 0 {
-		t.Fatalf("keys create: exit %d\n%s", code, errOut)
-	}
-	var v struct {
-		Key    struct{ ID string } `json:"key"`
-		APIKey string              `json:"api_key"`
-	}
-	if err := json.Unmarshal([]byte(out), &v); err != nil || v.Key.ID == "" || v.APIKey == "" {
-		t.Fatalf("keys create output %q: %v", out, err)
-	}
-	return v.Key.ID, v.APIKey
-}
-
 // wsUpstream is a real WebSocket server behind the gateway: it echoes every
 // message, closes with the code asked for by a text message "close CODE
 // REASON", and reports how each of its connections ended. Plain HTTP
@@ -301,7 +283,7 @@ func TestWebSocketTickets(t *testing.T) {
 	up := startWSUpstream(t)
 	g, cert := wsGateway(t, up, "")
 	c := newWSClients(cert)
-	keyID, key := createGatewayKey(t, g, "ws-client", "read")
+	key, keyID := createKey(t, g, "ws-client", "read")
 
 	c.wsRefused(t, g, "no ticket", "id=x", nil, http.StatusUnauthorized)
 	c.wsRefused(t, g, "empty ticket", "ticket=", nil, http.StatusUnauthorized)
@@ -371,7 +353,7 @@ func TestWebSocketTicketExpiry(t *testing.T) {
 	up := startWSUpstream(t)
 	g, cert := wsGateway(t, up, "websocket:\n  ticket_ttl: 1s\n")
 	c := newWSClients(cert)
-	_, key := createGatewayKey(t, g, "ws-expiry", "read")
+	key, _ := createKey(t, g, "ws-expiry", "read")
 
 	tickets := make([]string, 40)
 	for i := range tickets {
@@ -406,8 +388,8 @@ func TestWebSocketCaps(t *testing.T) {
 	up := startWSUpstream(t)
 	g, cert := wsGateway(t, up, "websocket:\n  max_total: 15\n")
 	c := newWSClients(cert)
-	_, keyA := createGatewayKey(t, g, "ws-a", "read")
-	_, keyB := createGatewayKey(t, g, "ws-b", "read")
+	keyA, _ := createKey(t, g, "ws-a", "read")
+	keyB, _ := createKey(t, g, "ws-b", "read")
 
 	var a []*websocket.Conn
 	for i := range 10 {
@@ -468,7 +450,7 @@ func TestWebSocketMessageAndIdleLimits(t *testing.T) {
 	up := startWSUpstream(t)
 	g, cert := wsGateway(t, up, "websocket:\n  idle_timeout: 1s\n  ping_interval: 250ms\n")
 	c := newWSClients(cert)
-	_, key := createGatewayKey(t, g, "ws-limits", "read")
+	key, _ := createKey(t, g, "ws-limits", "read")
 
 	big := c.open(t, g, g, key, "big")
 	big.SetReadLimit(1 << 20)
@@ -504,7 +486,7 @@ func TestWebSocketPingTimeout(t *testing.T) {
 	up := startWSUpstream(t)
 	g, cert := wsGateway(t, up, "websocket:\n  idle_timeout: 10m\n  ping_interval: 250ms\n  message_rate: 5/s\n")
 	c := newWSClients(cert)
-	_, key := createGatewayKey(t, g, "ws-ping", "read")
+	key, _ := createKey(t, g, "ws-ping", "read")
 
 	fast := c.open(t, g, g, key, "fast")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -558,9 +540,9 @@ func TestWebSocketTwoInstancesRedis(t *testing.T) {
 	b := startGateway(t, baseConfig(up.URL, certFile, keyFile, extra))
 	c := newWSClients(cert)
 	// Keys live in A's store; B needs none: the ticket carries the grant.
-	key1ID, key1 := createGatewayKey(t, a, "ws-one", "read")
-	_, key2 := createGatewayKey(t, a, "ws-two", "read")
-	_, adminKey := createGatewayKey(t, a, "ws-admin", "admin")
+	key1, key1ID := createKey(t, a, "ws-one", "read")
+	key2, _ := createKey(t, a, "ws-two", "read")
+	adminKey, _ := createKey(t, a, "ws-admin", "admin")
 
 	// A ticket from A works once on B, then nowhere.
 	tk := c.ticket(t, a, key1)
@@ -639,9 +621,9 @@ func TestWebSocketRevokeAndShutdown(t *testing.T) {
 	up := startWSUpstream(t)
 	g, cert := wsGateway(t, up, "")
 	c := newWSClients(cert)
-	revokedID, revoked := createGatewayKey(t, g, "ws-revoked", "read")
-	keptID, kept := createGatewayKey(t, g, "ws-kept", "read")
-	_, adminKey := createGatewayKey(t, g, "ws-admin", "admin")
+	revoked, revokedID := createKey(t, g, "ws-revoked", "read")
+	kept, keptID := createKey(t, g, "ws-kept", "read")
+	adminKey, _ := createKey(t, g, "ws-admin", "admin")
 
 	r := c.open(t, g, g, revoked, "revoked")
 	k := c.open(t, g, g, kept, "kept")
