@@ -225,6 +225,9 @@ func (a *App) publicHandler() (http.Handler, error) {
 		ModifyResponse:        routeResponse,
 		TrustedPeer:           ips.Trusted,
 		Log:                   a.log,
+		OnUpstreamError: func(err error) {
+			a.stack.metrics.UpstreamError(metrics.UpstreamErrorKind(err))
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -251,7 +254,11 @@ func (a *App) publicHandler() (http.Handler, error) {
 	if st.tickets != nil && st.auth != nil {
 		// The ticket endpoint is not in the route table: it needs an API
 		// key with read permission, and is limited like a keyed route.
-		tickets := chain(st.tickets.Handler(), preLimit,
+		always, err := st.preAuthAlways()
+		if err != nil {
+			return nil, err
+		}
+		tickets := chain(st.tickets.Handler(), always,
 			st.auth.Require(auth.Policy{Auth: auth.AuthAPIKey, Permission: auth.PermissionRead}), postLimit)
 		mws = append(mws, exactPath(cfg.WebSocket.TicketPath, tickets))
 	}
@@ -577,6 +584,7 @@ func (a *App) Reload(ctx context.Context) {
 			return
 		}
 		a.log.Info("certificate reloaded", "not_after", a.certFile.NotAfter())
+		a.stack.metrics.SetCertExpiry("public", a.certFile.NotAfter(), a.now())
 	}
 }
 
@@ -650,6 +658,14 @@ func (a *App) background(ctx context.Context) {
 			}
 		}()
 	}
+	if a.certFile != nil {
+		go a.every(ctx, time.Minute, func() {
+			a.stack.metrics.SetCertExpiry("public", a.certFile.NotAfter(), a.now())
+		})
+	}
+	if a.stack.redis != nil && a.stack.auth != nil {
+		go a.stack.followInvalidations(ctx)
+	}
 	if agg := a.stack.agg; agg != nil {
 		go func() {
 			t := time.NewTicker(10 * time.Second)
@@ -683,4 +699,19 @@ func (a *App) People() *identity.Manager {
 		return nil
 	}
 	return a.stack.people.Manager()
+}
+
+// every runs f now and then every interval until ctx ends.
+func (a *App) every(ctx context.Context, interval time.Duration, f func()) {
+	f()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f()
+		}
+	}
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/rampart-security/rampart/internal/audit"
 	"github.com/rampart-security/rampart/internal/auth"
 	"github.com/rampart-security/rampart/internal/identity"
-	"github.com/rampart-security/rampart/internal/ratelimit"
 	"github.com/rampart-security/rampart/internal/reqinfo"
 	"github.com/rampart-security/rampart/internal/route"
 	"github.com/rampart-security/rampart/internal/secrets"
@@ -90,17 +89,11 @@ func (s *stack) identityEvent(ctx context.Context, ev identity.Event) {
 // identityHandler serves /.rampart/ (login, MFA, tokens, sessions, pages),
 // every request limited per client IP by rate_limits.pre_auth first.
 func (s *stack) identityHandler() (http.Handler, error) {
-	h := s.people.Handler()
-	if len(s.preAuth) == 0 {
-		return h, nil
-	}
-	rules := s.preAuth
-	limit, err := ratelimit.New(ratelimit.Options{Limiter: s.limiter, Logger: s.log,
-		Rules: func(*http.Request) []ratelimit.Rule { return rules }})
+	limit, err := s.preAuthAlways()
 	if err != nil {
 		return nil, err
 	}
-	return limit(h), nil
+	return limit(s.people.Handler()), nil
 }
 
 // userAuth authenticates people on routes with auth user or any (when no

@@ -193,14 +193,10 @@ func (s *stack) buildSecrets(ctx context.Context) error {
 	for name, ref := range refs {
 		specs = append(specs, secrets.Spec{Name: name, Ref: ref})
 	}
-	m, err := secrets.Open(ctx, specs, secrets.Options{
-		Production: s.cfg.Production(),
-		Interval:   s.cfg.Secrets.RefreshInterval,
-		Logger:     s.log,
-		Registerer: s.reg,
-		OnChange:   s.secretChanged,
-		OnRotate:   s.secretRotated,
-	})
+	opts := secretOptions(s.cfg, s.log)
+	opts.Interval, opts.Registerer = s.cfg.Secrets.RefreshInterval, s.reg
+	opts.OnChange, opts.OnRotate = s.secretChanged, s.secretRotated
+	m, err := secrets.Open(ctx, specs, opts)
 	if err != nil {
 		return fmt.Errorf("secrets: %w", err)
 	}
@@ -284,7 +280,7 @@ func AuditKeys(ctx context.Context, cfg config.Config) (audit.Keys, error) {
 	if len(specs) == 0 {
 		return audit.Keys{}, nil
 	}
-	m, err := secrets.Open(ctx, specs, secrets.Options{Production: cfg.Production(), Logger: slog.New(slog.DiscardHandler)})
+	m, err := secrets.Open(ctx, specs, secretOptions(cfg, slog.New(slog.DiscardHandler)))
 	if err != nil {
 		return audit.Keys{}, err
 	}
@@ -415,7 +411,7 @@ func (s *stack) buildKeys(ctx context.Context) error {
 	}
 	s.onClose(s.auth.Close)
 	s.keys, err = admin.NewManager(admin.ManagerOptions{
-		Store: st, Keyring: s.peppers, Now: s.now, OnChange: s.keyChanged,
+		Store: st, Keyring: s.peppers, Now: s.now, OnChange: s.keyChanged, Env: keyEnv(s.cfg),
 	})
 	if err != nil {
 		return fmt.Errorf("keys: %w", err)
@@ -475,6 +471,11 @@ func (s *stack) onAuth(ctx context.Context, ev auth.Event) {
 // auth.cache_ttl), its sockets close, and the change is audited.
 func (s *stack) keyChanged(ctx context.Context, c admin.Change) {
 	s.auth.Invalidate(c.KeyID)
+	if s.redis != nil && c.Action != "create" {
+		if err := s.redis.Publish(context.WithoutCancel(ctx), keyInvalidations, c.KeyID).Err(); err != nil {
+			s.log.Warn("key change not published; other instances see it within auth.cache_ttl", "key_id", c.KeyID, "error", err)
+		}
+	}
 	typ := audit.TypeKeyCreated
 	switch c.Action {
 	case "revoke":
@@ -490,6 +491,30 @@ func (s *stack) keyChanged(ctx context.Context, c admin.Change) {
 		details["new_key_id"] = c.NewKeyID
 	}
 	s.record(ctx, audit.Event{Type: typ, User: c.Actor, Outcome: audit.OutcomeOK, Details: details})
+}
+
+// keyInvalidations is the Redis channel on which a revoked or rotated key's
+// ID is published, so every instance drops it from its cache at once
+// rather than within auth.cache_ttl.
+const keyInvalidations = "rampart:keys:invalidate"
+
+// followInvalidations drops keys other instances revoked or rotated until
+// ctx ends; go-redis resubscribes by itself after a connection loss.
+func (s *stack) followInvalidations(ctx context.Context) {
+	sub := s.redis.Subscribe(ctx, keyInvalidations)
+	defer sub.Close()
+	ch := sub.Channel()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case msg, ok := <-ch:
+			if !ok {
+				return
+			}
+			s.auth.Invalidate(msg.Payload)
+		}
+	}
 }
 
 func (s *stack) buildLimits() error {
@@ -530,24 +555,40 @@ func (s *stack) buildLimits() error {
 	return err
 }
 
+// preAuthAlways applies rate_limits.pre_auth to every request it sees: for
+// the endpoints outside the route table that take credentials (login,
+// WebSocket tickets).
+func (s *stack) preAuthAlways() (middleware, error) {
+	if len(s.preAuth) == 0 {
+		return func(next http.Handler) http.Handler { return next }, nil
+	}
+	rules := s.preAuth
+	return ratelimit.New(ratelimit.Options{Limiter: s.limiter, Logger: s.log, OnReject: s.onReject,
+		Rules: func(*http.Request) []ratelimit.Rule { return rules }})
+}
+
+// onReject counts a rate-limited request and feeds the per-minute audit
+// summary.
+func (s *stack) onReject(r *http.Request, rule ratelimit.Rule, _ ratelimit.Result) {
+	s.metrics.RateLimited(rule.Name)
+	if s.agg == nil {
+		return
+	}
+	info := reqinfo.From(r.Context())
+	v := audit.Violation{Rule: rule.Name}
+	if info != nil {
+		v.Route, v.SourceIP, v.Subject = info.Route, info.ClientIP, info.ClientIP.String()
+		if !info.Principal.Anonymous() {
+			v.Subject = info.Principal.ID
+		}
+	}
+	s.agg.Observe(v)
+}
+
 // rateLimits returns the pre-authentication (per IP, routes that need a
 // key) and post-authentication (configured rules) middleware.
 func (s *stack) rateLimits() (pre, post middleware, err error) {
-	onReject := func(r *http.Request, rule ratelimit.Rule, _ ratelimit.Result) {
-		s.metrics.RateLimited(rule.Name)
-		if s.agg == nil {
-			return
-		}
-		info := reqinfo.From(r.Context())
-		v := audit.Violation{Rule: rule.Name}
-		if info != nil {
-			v.Route, v.SourceIP, v.Subject = info.Route, info.ClientIP, info.ClientIP.String()
-			if !info.Principal.Anonymous() {
-				v.Subject = info.Principal.ID
-			}
-		}
-		s.agg.Observe(v)
-	}
+	onReject := s.onReject
 	pre = func(next http.Handler) http.Handler { return next }
 	if len(s.preAuth) > 0 {
 		rules := s.preAuth
@@ -679,8 +720,7 @@ func OpenKeys(ctx context.Context, cfg config.Config) (m *admin.Manager, closeFn
 	if ref == "" {
 		return nil, nil, errors.New("secrets.api_key_pepper is not configured")
 	}
-	sm, err := secrets.Open(ctx, []secrets.Spec{{Name: secretPepper, Ref: ref}},
-		secrets.Options{Production: cfg.Production(), Logger: slog.New(slog.DiscardHandler)})
+	sm, err := secrets.Open(ctx, []secrets.Spec{{Name: secretPepper, Ref: ref}}, secretOptions(cfg, slog.New(slog.DiscardHandler)))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -699,10 +739,25 @@ func OpenKeys(ctx context.Context, cfg config.Config) (m *admin.Manager, closeFn
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err = admin.NewManager(admin.ManagerOptions{Store: st, Keyring: ring})
+	m, err = admin.NewManager(admin.ManagerOptions{Store: st, Keyring: ring, Env: keyEnv(cfg)})
 	if err != nil {
 		st.Close()
 		return nil, nil, err
 	}
 	return m, st.Close, nil
+}
+
+// keyEnv is the prefix of new keys: rk_test_ in development, so a key made
+// for a laptop is recognisable wherever it leaks; rk_live_ in production.
+func keyEnv(cfg config.Config) apikey.Env {
+	if cfg.Production() {
+		return apikey.EnvLive
+	}
+	return apikey.EnvTest
+}
+
+// secretOptions are the provider settings every secrets.Open shares: AWS
+// from the standard chain, Vault from VAULT_ADDR, VAULT_TOKEN and the like.
+func secretOptions(cfg config.Config, log *slog.Logger) secrets.Options {
+	return secrets.Options{Production: cfg.Production(), Logger: log, Vault: secrets.VaultOptionsFromEnv(os.Getenv)}
 }

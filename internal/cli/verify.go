@@ -13,8 +13,45 @@ import (
 	"github.com/rampart-security/rampart/internal/verify"
 )
 
-// newVerifyCmd is `rampart verify URL` driven by flags only.
-func newVerifyCmd() *cobra.Command { return newVerifyCmdWith(nil) }
+// newVerifyCmd is `rampart verify URL`, optionally told what to expect by
+// the deployment's own rampart.yaml.
+func newVerifyCmd() *cobra.Command { return newVerifyCmdWith(verifyOptionsFromConfig) }
+
+// verifyOptionsFromConfig derives what verify should expect from a rampart
+// config: routes that need a credential must refuse without one, WebSocket
+// routes must require a ticket, the first rate-limit rule with an exact or
+// prefix path is probed, and the CORS allowlist is the intended one.
+func verifyOptionsFromConfig(file string, o *verify.Options) error {
+	cfg, err := loadConfig(file, io.Discard)
+	if err != nil {
+		return err
+	}
+	for _, r := range cfg.Routes {
+		if r.Auth == "" || r.Auth == "none" {
+			continue
+		}
+		p := strings.TrimSuffix(r.Path, "/*")
+		if p == "" {
+			p = "/"
+		}
+		if r.WebSocket {
+			o.WSPaths = append(o.WSPaths, p)
+		} else {
+			o.ProtectedPaths = append(o.ProtectedPaths, p)
+		}
+	}
+	o.WSTicketPath = cfg.WebSocket.TicketPath
+	o.AllowedOrigins = cfg.CORS.AllowedOrigins
+	if rules, err := cfg.LimitRules(); err == nil {
+		for i, r := range cfg.RateLimits.Rules {
+			if r.Path != "" && !strings.Contains(strings.TrimSuffix(r.Path, "/*"), "*") && len(r.Methods) == 0 {
+				o.RateLimit = verify.RateLimit{Path: strings.TrimSuffix(r.Path, "/*"), Limit: rules[i].Limit.Capacity()}
+				break
+			}
+		}
+	}
+	return nil
+}
 
 // newVerifyCmdWith adds --config/-c when fromConfig is given: it fills the
 // options (protected routes, WebSocket paths, a rate limit, allowed

@@ -39,6 +39,9 @@ type Options struct {
 	// X-Forwarded-For chain is kept.
 	TrustedPeer func(netip.Addr) bool
 	Log         *slog.Logger
+	// OnUpstreamError, if set, is called for every upstream failure (not for
+	// oversized bodies or clients that went away), for metrics.
+	OnUpstreamError func(err error)
 }
 
 // Proxy is an http.Handler that forwards to one upstream.
@@ -49,6 +52,7 @@ type Proxy struct {
 	modify    func(*http.Response) error
 	trusted   func(netip.Addr) bool
 	log       *slog.Logger
+	onError   func(error)
 }
 
 // New builds a Proxy.
@@ -69,6 +73,7 @@ func New(opts Options) (*Proxy, error) {
 		transport: NewTransport(opts),
 		strip:     opts.StripResponseHeaders,
 		modify:    opts.ModifyResponse,
+		onError:   opts.OnUpstreamError,
 		trusted:   opts.TrustedPeer,
 		log:       opts.Log,
 	}
@@ -178,11 +183,19 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 		}
 		w.WriteHeader(499)
 	case isTimeout(err):
+		p.upstreamError(err)
 		p.log.Warn("upstream timeout", "request_id", requestID(r), "error", redact.Error(err))
 		reqinfo.Reject(w, r, http.StatusGatewayTimeout, "upstream_timeout", "the upstream did not answer in time")
 	default:
+		p.upstreamError(err)
 		p.log.Warn("upstream error", "request_id", requestID(r), "error", redact.Error(err))
 		reqinfo.Reject(w, r, http.StatusBadGateway, "upstream_error", "the upstream is unavailable")
+	}
+}
+
+func (p *Proxy) upstreamError(err error) {
+	if p.onError != nil {
+		p.onError(err)
 	}
 }
 
