@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -34,64 +35,89 @@ secrets:
   refresh_interval: 1h
 `
 
-// TestSecretPepperRotationUnderLoad rotates the API-key pepper of a running
-// `rampart serve` while four clients send requests with a key made under
-// the old pepper, the way an operator rotates a mounted secret: the old
-// value moves to api_key_pepper.previous, the new one replaces
-// api_key_pepper, then SIGHUP. It shows:
+// TestSecretRotationUnderLoad rotates the API-key pepper and the JWT
+// signing key of a running `rampart serve` together while four clients send
+// requests, two with an API key made under the old pepper and two with a
+// person's access token signed with the old JWT key. It rotates the way an
+// operator rotates mounted secrets: the old value moves to NAME.previous,
+// the new one replaces NAME, then SIGHUP. It shows:
 //   - zero failed requests across the rotation;
-//   - the old key keeps working through the overlap, and its first use
-//     after the rotation re-hashes it under the new pepper (stored version);
+//   - the old key and the old token keep working through the overlap; the
+//     old key's first use after the rotation re-hashes it under the new
+//     pepper (stored version);
 //   - a key created after the rotation (`rampart keys create -c`, reading
-//     the same files) is hashed under the new pepper and works at once;
-//   - once the previous pepper is removed (and SIGHUP), a key made under the
-//     old pepper and never used since is refused, while the re-hashed old
-//     key and the new key keep working: the old pepper is really gone;
-//   - no pepper value ever appears in the gateway's output.
-//
-// JWT signing-key rotation, also in issue 7's acceptance, is not tested:
-// the identity service that signs JWTs is not wired into serve yet.
-func TestSecretPepperRotationUnderLoad(t *testing.T) {
+//     the same files) is hashed under the new pepper, and a token from a
+//     login after the rotation is signed with the new key (its kid); both
+//     work at once;
+//   - once the previous versions are removed (and SIGHUP), a key made under
+//     the old pepper and never used since and the old token are refused,
+//     while the re-hashed key, the new key and the new token keep working:
+//     the old secrets are really gone;
+//   - no secret value ever appears in the gateway's output.
+func TestSecretRotationUnderLoad(t *testing.T) {
 	up := startUpstream(t)
-	certFile, keyFile, cert := certPair(t, t.TempDir(), false, 7001)
-	g := startGateway(t, baseConfig(up.URL, certFile, keyFile, secAPIRoute))
+	dir := t.TempDir()
+	certFile, keyFile, cert := certPair(t, dir, false, 7001)
+	jwtFile, totpFile := filepath.Join(dir, "jwt_key"), filepath.Join(dir, "totp_key")
+	j1 := secNewPepper(t)
+	writeAtomic(t, jwtFile, []byte(j1+"\n"))
+	writeAtomic(t, totpFile, []byte(secNewPepper(t)+"\n"))
+	g := startGateway(t, baseConfig(up.URL, certFile, keyFile, `  - name: people
+    path: /people/*
+    auth: user
+    permission: read
+`+secAPIRoute+fmt.Sprintf(`  jwt_key: file:%s
+  totp_key: file:%s
+identity:
+  enabled: true
+  bcrypt_cost: 10
+`, jwtFile, totpFile)))
 	pepperFile := filepath.Join(g.dir, "api_key_pepper")
 	p1 := secReadPepper(t, pepperFile)
 	v1 := apikey.VersionFromID(secrets.ContentID([]byte(p1)))
+	c := client(cert, nil)
+	keyURL, userURL := "https://"+g.public+"/api/rotation", "https://"+g.public+"/people/rotation"
 
 	loadID, loadKey := secCreateKey(t, g, "load")     // used all along
 	idleID, idleKey := secCreateKey(t, g, "idle")     // never used after the rotation
 	if v := secStoredVersion(t, g, loadID); v != v1 { // made by the CLI from the same file
 		t.Fatalf("key created before the rotation has pepper version %d, want %d", v, v1)
 	}
-	c := client(cert, nil)
-	url := "https://" + g.public + "/api/rotation"
-	if status := secGet(c, url, idleKey); status != http.StatusOK {
+	if status := secGet(c, keyURL, idleKey); status != http.StatusOK {
 		t.Fatalf("idle key before the rotation: %d", status)
 	}
+	password := secCreateUser(t, g, "rotation.user")
+	oldToken := secLogin(t, c, g, "rotation.user", password)
+	if kid := secKID(t, oldToken); kid != secrets.ContentID([]byte(j1)) {
+		t.Fatalf("token before the rotation has kid %q, want %q", kid, secrets.ContentID([]byte(j1)))
+	}
 
-	// Load: four clients, each at most secMaxPerWorker requests, stopped
-	// once the rotation has been observed and more requests have passed.
-	const workers, secMaxPerWorker = 4, 1500
+	// Load: four clients, each at most maxPerWorker requests, stopped once
+	// the rotation has been observed and more requests have passed.
+	const workers, maxPerWorker = 4, 1500
 	var ok, failed atomic.Int64
 	var failMu sync.Mutex
 	var failures []string
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	for range workers {
+	for w := range workers {
+		url, auth := keyURL, secAPIKey(loadKey)
+		if w%2 == 1 {
+			url, auth = userURL, secBearer(oldToken)
+		}
 		wg.Go(func() {
-			for range secMaxPerWorker {
+			for range maxPerWorker {
 				select {
 				case <-stop:
 					return
 				default:
 				}
-				if status := secGet(c, url, loadKey); status == http.StatusOK {
+				if status := secDo(c, url, auth); status == http.StatusOK {
 					ok.Add(1)
 				} else {
 					failed.Add(1)
 					failMu.Lock()
-					failures = append(failures, fmt.Sprint(status))
+					failures = append(failures, fmt.Sprintf("%s: %d", url, status))
 					failMu.Unlock()
 				}
 			}
@@ -111,30 +137,43 @@ func TestSecretPepperRotationUnderLoad(t *testing.T) {
 	total := func() int64 { return ok.Load() + failed.Load() }
 	secWaitLoad(t, loadDone, "requests before the rotation", func() bool { return total() >= 100 })
 
-	// Rotate: previous first, then current, each by rename, then SIGHUP.
-	p2 := secNewPepper(t)
+	// Rotate both: previous first, then current, each by rename, then SIGHUP.
+	p2, j2 := secNewPepper(t), secNewPepper(t)
 	v2 := apikey.VersionFromID(secrets.ContentID([]byte(p2)))
 	writeAtomic(t, pepperFile+secrets.FilePreviousSuffix, []byte(p1+"\n"))
 	writeAtomic(t, pepperFile, []byte(p2+"\n"))
+	writeAtomic(t, jwtFile+secrets.FilePreviousSuffix, []byte(j1+"\n"))
+	writeAtomic(t, jwtFile, []byte(j2+"\n"))
 	if err := g.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	// The first request with the old key after the swap re-hashes it.
+	// The first request with the old key after the swap re-hashes it; the
+	// JWT rotation is logged after the new key is in use.
 	rehashed := fmt.Sprintf(`"msg":"api key rehashed under current pepper","key_id":%q,"pepper_version":%d`, loadID, v2)
-	secWaitLoad(t, loadDone, "the old key re-hashed under the new pepper", func() bool {
-		return strings.Contains(g.logs.String(), rehashed)
+	jwtRotated := fmt.Sprintf(`"msg":"secret rotated","secret":"jwt_key","version":%q`, secrets.ContentID([]byte(j2)))
+	secWaitLoad(t, loadDone, "the old key re-hashed and the JWT key rotated", func() bool {
+		logs := g.logs.String()
+		return strings.Contains(logs, rehashed) && strings.Contains(logs, jwtRotated)
 	})
 	after := total()
-	// A key created now, during the overlap, while the load goes on.
+	// A key created and a person logged in now, during the overlap, while
+	// the load goes on.
 	newID, newKey := secCreateKey(t, g, "after-rotation")
-	if status := secGet(c, url, newKey); status != http.StatusOK {
+	if status := secGet(c, keyURL, newKey); status != http.StatusOK {
 		t.Errorf("key created after the rotation: %d", status)
+	}
+	newToken := secLogin(t, c, g, "rotation.user", password)
+	if kid := secKID(t, newToken); kid != secrets.ContentID([]byte(j2)) {
+		t.Errorf("token after the rotation has kid %q, want the new key's %q", kid, secrets.ContentID([]byte(j2)))
+	}
+	if status := secDo(c, userURL, secBearer(newToken)); status != http.StatusOK {
+		t.Errorf("token issued after the rotation: %d", status)
 	}
 	secWaitLoad(t, loadDone, "requests after the rotation", func() bool { return total() >= after+200 })
 	stopLoad()
 	t.Logf("%d requests, %d after the rotation was seen", total(), total()-after)
 	if n := failed.Load(); n > 0 {
-		t.Errorf("%d of %d requests failed across the rotation (statuses %v)", n, total(), failures[:min(len(failures), 10)])
+		t.Errorf("%d of %d requests failed across the rotation: %v", n, total(), failures[:min(len(failures), 10)])
 	}
 
 	for _, k := range []struct {
@@ -146,30 +185,41 @@ func TestSecretPepperRotationUnderLoad(t *testing.T) {
 		}
 	}
 
-	// End the overlap: remove the previous pepper, SIGHUP. The idle key,
-	// still hashed under it, is refused from then on; the others work.
-	// The idle key must not be tried before the reload is done: a use
-	// during the overlap would (rightly) re-hash it. Reload re-reads the
-	// secrets before the certificate, so the second "certificate reloaded"
-	// line means the secrets were re-read.
-	if err := os.Remove(pepperFile + secrets.FilePreviousSuffix); err != nil {
-		t.Fatal(err)
+	// End the overlap: remove both previous versions, SIGHUP. What is
+	// still under them is refused from then on; the rest works. The idle
+	// key must not be tried before the reload is done: a use during the
+	// overlap would (rightly) re-hash it. Reload re-reads the secrets
+	// before the certificate, so the second "certificate reloaded" line
+	// means the secrets were re-read.
+	for _, f := range []string{pepperFile, jwtFile} {
+		if err := os.Remove(f + secrets.FilePreviousSuffix); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := g.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	secWaitLog(t, g, `"msg":"certificate reloaded"`, 2)
-	if status := secGet(c, url, idleKey); status != http.StatusUnauthorized {
+	if status := secGet(c, keyURL, idleKey); status != http.StatusUnauthorized {
 		t.Errorf("a key hashed under the removed previous pepper: %d, want 401", status)
 	}
-	for name, key := range map[string]string{"re-hashed old key": loadKey, "new key": newKey} {
-		if status := secGet(c, url, key); status != http.StatusOK {
-			t.Errorf("%s after the previous pepper was removed: %d", name, status)
+	if status := secDo(c, userURL, secBearer(oldToken)); status != http.StatusUnauthorized {
+		t.Errorf("a token signed with the removed previous JWT key: %d, want 401", status)
+	}
+	for name, auth := range map[string]func(*http.Request){
+		"re-hashed old key": secAPIKey(loadKey), "new key": secAPIKey(newKey), "new token": secBearer(newToken),
+	} {
+		url := keyURL
+		if name == "new token" {
+			url = userURL
+		}
+		if status := secDo(c, url, auth); status != http.StatusOK {
+			t.Errorf("%s after the previous versions were removed: %d", name, status)
 		}
 	}
 
 	logs := g.logs.String()
-	for name, v := range map[string]string{"old pepper": p1, "new pepper": p2} {
+	for name, v := range map[string]string{"old pepper": p1, "new pepper": p2, "old JWT key": j1, "new JWT key": j2, "password": password} {
 		if strings.Contains(logs, v) {
 			t.Errorf("the %s value appears in the gateway output", name)
 		}
@@ -341,14 +391,26 @@ func secStoredVersion(t *testing.T, g *gateway, id string) int {
 
 // secGet sends one GET with an API key and returns the status, or 0 when
 // the request did not complete.
-func secGet(c *http.Client, url, key string) int {
+func secGet(c *http.Client, url, key string) int { return secDo(c, url, secAPIKey(key)) }
+
+func secAPIKey(key string) func(*http.Request) {
+	return func(r *http.Request) { r.Header.Set("X-API-Key", key) }
+}
+
+func secBearer(token string) func(*http.Request) {
+	return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+token) }
+}
+
+// secDo sends one GET with the credential auth sets and returns the
+// status, or 0 when the request did not complete.
+func secDo(c *http.Client, url string, auth func(*http.Request)) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0
 	}
-	req.Header.Set("X-API-Key", key)
+	auth(req)
 	resp, err := c.Do(req)
 	if err != nil {
 		return 0
@@ -411,4 +473,68 @@ func secWaitLog(t *testing.T, g *gateway, line string, n int) {
 		case <-tick.C:
 		}
 	}
+}
+
+// secCreateUser creates a person with read access in the gateway's store
+// with `rampart users create` and returns the generated password.
+func secCreateUser(t *testing.T, g *gateway, name string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "users", "create", "--store", "sqlite://"+filepath.Join(g.dir, "rampart.db"),
+		"--username", name, "--roles", "read", "--bcrypt-cost", "10", "--json")
+	cmd.Env = g.cmd.Env
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("users create %s: %v\n%s", name, err, stderr.String())
+	}
+	var v struct {
+		Password string `json:"password"`
+	}
+	if err := json.Unmarshal(out, &v); err != nil || v.Password == "" {
+		t.Fatalf("users create %s: %v\n%s", name, err, out)
+	}
+	return v.Password
+}
+
+// secLogin logs a person in through the gateway's /.rampart/login and
+// returns the access token.
+func secLogin(t *testing.T, c *http.Client, g *gateway, user, password string) string {
+	t.Helper()
+	body, err := json.Marshal(map[string]string{"username": user, "password": password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, out := do(t, c, http.MethodPost, "https://"+g.public+"/.rampart/login", strings.NewReader(string(body)),
+		map[string]string{"Content-Type": "application/json"})
+	var v struct {
+		AccessToken string `json:"access_token"`
+	}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal([]byte(out), &v) != nil || v.AccessToken == "" {
+		t.Fatalf("login %s: %d %s", user, resp.StatusCode, out)
+	}
+	return v.AccessToken
+}
+
+// secKID returns the kid in a JWT's header (not verified: the gateway does
+// that; the test only reads which key signed it).
+func secKID(t *testing.T, token string) string {
+	t.Helper()
+	head, _, ok := strings.Cut(token, ".")
+	if !ok {
+		t.Fatalf("not a JWT: %d bytes", len(token))
+	}
+	b, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		t.Fatalf("JWT header: %v", err)
+	}
+	var h struct {
+		KID string `json:"kid"`
+	}
+	if err := json.Unmarshal(b, &h); err != nil {
+		t.Fatalf("JWT header: %v", err)
+	}
+	return h.KID
 }
