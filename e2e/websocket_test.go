@@ -614,8 +614,9 @@ func TestWebSocketTwoInstancesRedis(t *testing.T) {
 }
 
 // TestWebSocketRevokeAndShutdown: on one instance without Redis, revoking a
-// key on the admin API closes its socket with 1008 and a graceful shutdown
-// closes the others with 1001; both are audit events (ws.opened, ws.closed
+// key on the admin API closes its socket with 1008 (counted in /metrics by
+// reason) and a graceful shutdown closes the others with 1001; both are
+// audit events (ws.opened, ws.closed
 // with the reason, key.revoked), exported with `rampart audit export -c`.
 func TestWebSocketRevokeAndShutdown(t *testing.T) {
 	up := startWSUpstream(t)
@@ -636,6 +637,22 @@ func TestWebSocketRevokeAndShutdown(t *testing.T) {
 	}
 	wantClosed(t, r, websocket.StatusPolicyViolation, "revoked")
 	echo(t, k, websocket.MessageText, []byte("still open"))
+	// The admin listener's metrics count the open socket and the revocation
+	// (the close is counted once both relay sides have ended: poll, bounded).
+	wantMetrics := []string{"rampart_websocket_connections 1", "rampart_websocket_disconnects_total{reason=\"revoked\"} 1"}
+	var metrics string
+	for range 50 {
+		_, metrics = get(t, &http.Client{Timeout: 10 * time.Second}, "http://"+g.admin+"/metrics", nil)
+		if hasLine(metrics, wantMetrics[0]) && hasLine(metrics, wantMetrics[1]) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // poll interval
+	}
+	for _, want := range wantMetrics {
+		if !hasLine(metrics, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, grepLines(metrics, "rampart_websocket"))
+		}
+	}
 
 	done := make(chan struct{})
 	var code websocket.StatusCode
@@ -685,4 +702,25 @@ func readCloseNoFatal(conn *websocket.Conn, within time.Duration) (websocket.Sta
 		}
 		return -1, err.Error()
 	}
+}
+
+// hasLine reports whether s has a line equal to line.
+func hasLine(s, line string) bool {
+	for _, l := range strings.Split(s, "\n") {
+		if l == line {
+			return true
+		}
+	}
+	return false
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
