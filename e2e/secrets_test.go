@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -298,17 +299,22 @@ func TestSecretProviderFailureAtStart(t *testing.T) {
 	tests := []struct {
 		name string
 		ref  string
-		env  []string
+		aws  bool // a Secrets Manager endpoint that holds no secret
 		want []string
 	}{
 		{name: "missing file", ref: "file:" + missing, want: []string{`"api_key_pepper"`, missing, "no such file"}},
 		{name: "unset variable", ref: "env:RAMPART_E2E_UNSET_PEPPER", want: []string{`"api_key_pepper"`, "RAMPART_E2E_UNSET_PEPPER is not set"}},
 		{name: "unknown scheme", ref: "ssm:/prod/pepper", want: []string{"secrets.api_key_pepper"}},
+		{name: "AWS secret not found", ref: "aws-sm:rampart/missing", aws: true,
+			want: []string{`"api_key_pepper"`, "rampart/missing", "ResourceNotFoundException"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.aws {
+				secStartFakeAWS(t)
+			}
 			env := append(secretEnv(t, t.TempDir()), "RAMPART_STATE_DIR="+dir, "RAMPART_SECRETS_API_KEY_PEPPER="+tc.ref)
-			out, code := secRun(t, append(env, tc.env...), "serve", "-c", cfgPath)
+			out, code := secRun(t, env, "serve", "-c", cfgPath)
 			if code == 0 {
 				t.Fatalf("serve exited 0:\n%s", out)
 			}
@@ -537,4 +543,230 @@ func secKID(t *testing.T, token string) string {
 		t.Fatalf("JWT header: %v", err)
 	}
 	return h.KID
+}
+
+// TestSecretAWSRotationByInterval takes the JWT signing key from AWS
+// Secrets Manager (aws-sm:, the real AWS SDK against a local endpoint
+// speaking the Secrets Manager JSON protocol, found through the standard
+// AWS_ENDPOINT_URL_SECRETS_MANAGER variable) and re-reads it every
+// secrets.refresh_interval, with no signal: a new AWSCURRENT version
+// becomes the signing key (its VersionId is the kid) while tokens signed
+// with the AWSPREVIOUS one keep working; a failing provider keeps the last
+// good keys and raises rampart_secret_refresh_failures_total; removing the
+// AWSPREVIOUS stage ends the overlap.
+func TestSecretAWSRotationByInterval(t *testing.T) {
+	aws := secStartFakeAWS(t)
+	j1, j2 := secNewPepper(t), secNewPepper(t)
+	aws.set("rampart/jwt", secrets.StageCurrent, "3a1f0c6e-0001", j1)
+
+	up := startUpstream(t)
+	dir := t.TempDir()
+	certFile, keyFile, cert := certPair(t, dir, false, 7004)
+	totpFile := filepath.Join(dir, "totp_key")
+	writeAtomic(t, totpFile, []byte(secNewPepper(t)+"\n"))
+	g := startGateway(t, baseConfig(up.URL, certFile, keyFile, fmt.Sprintf(`  - name: people
+    path: /people/*
+    auth: user
+    permission: read
+secrets:
+  refresh_interval: 100ms
+  jwt_key: aws-sm:rampart/jwt
+  totp_key: file:%s
+identity:
+  enabled: true
+  bcrypt_cost: 10
+`, totpFile)))
+	c := client(cert, nil)
+	url := "https://" + g.public + "/people/aws"
+	password := secCreateUser(t, g, "aws.user")
+	oldToken := secLogin(t, c, g, "aws.user", password)
+	if kid := secKID(t, oldToken); kid != "3a1f0c6e-0001" {
+		t.Fatalf("kid %q, want the AWS VersionId", kid)
+	}
+
+	// Rotate in Secrets Manager: new AWSCURRENT, the old one AWSPREVIOUS.
+	aws.set("rampart/jwt", secrets.StagePrevious, "3a1f0c6e-0001", j1)
+	aws.set("rampart/jwt", secrets.StageCurrent, "3a1f0c6e-0002", j2)
+	secWaitLog(t, g, `"msg":"secret rotated","secret":"jwt_key","version":"3a1f0c6e-0002"`, 1)
+	newToken := secLogin(t, c, g, "aws.user", password)
+	if kid := secKID(t, newToken); kid != "3a1f0c6e-0002" {
+		t.Errorf("kid after the rotation %q, want 3a1f0c6e-0002", kid)
+	}
+	for name, tok := range map[string]string{"old token": oldToken, "new token": newToken} {
+		if status := secDo(c, url, secBearer(tok)); status != http.StatusOK {
+			t.Errorf("%s during the overlap: %d", name, status)
+		}
+	}
+
+	// Secrets Manager fails: the last good keys stay, the failure counts.
+	aws.setFail(http.StatusInternalServerError)
+	secWaitMetric(t, g, `rampart_secret_refresh_failures_total{secret="jwt_key"}`, 1)
+	for name, tok := range map[string]string{"old token": oldToken, "new token": newToken} {
+		if status := secDo(c, url, secBearer(tok)); status != http.StatusOK {
+			t.Errorf("%s while Secrets Manager fails: %d", name, status)
+		}
+	}
+	aws.setFail(0)
+
+	// The AWSPREVIOUS stage goes: the old token is refused within a few
+	// refresh intervals, the new one keeps working.
+	aws.remove("rampart/jwt", secrets.StagePrevious)
+	deadline := time.Now().Add(15 * time.Second)
+	for secDo(c, url, secBearer(oldToken)) != http.StatusUnauthorized {
+		if status := secDo(c, url, secBearer(newToken)); status != http.StatusOK {
+			t.Fatalf("new token while the overlap ends: %d", status)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a token signed with the removed AWSPREVIOUS key is still accepted")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if status := secDo(c, url, secBearer(newToken)); status != http.StatusOK {
+		t.Errorf("new token after the overlap: %d", status)
+	}
+	logs := g.logs.String()
+	for name, v := range map[string]string{"old JWT key": j1, "new JWT key": j2} {
+		if strings.Contains(logs, v) {
+			t.Errorf("the %s value appears in the gateway output", name)
+		}
+	}
+	if aws.calls() == 0 {
+		t.Error("Secrets Manager was never called")
+	}
+}
+
+// secFakeAWS speaks the Secrets Manager JSON 1.1 protocol for
+// GetSecretValue with version stages, and checks that requests are signed
+// with the test credentials.
+type secFakeAWS struct {
+	URL     string
+	mu      sync.Mutex
+	secrets map[string]map[string][2]string // name -> stage -> {VersionId, SecretString}
+	fail    int
+	n       int
+}
+
+// secStartFakeAWS starts the endpoint and points this test's AWS standard
+// chain at it (the gateway inherits the environment): fake credentials, a
+// region, no shared config files, no instance metadata, one attempt.
+func secStartFakeAWS(t *testing.T) *secFakeAWS {
+	t.Helper()
+	f := &secFakeAWS{secrets: map[string]map[string][2]string{}}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	f.URL = srv.URL
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": "AKIDRAMPARTE2E", "AWS_SECRET_ACCESS_KEY": "e2e-secret-access-key",
+		"AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL_SECRETS_MANAGER": srv.URL,
+		"AWS_CONFIG_FILE": "/nonexistent/config", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/credentials",
+		"AWS_EC2_METADATA_DISABLED": "true", "AWS_PROFILE": "", "AWS_MAX_ATTEMPTS": "1",
+	} {
+		t.Setenv(k, v)
+	}
+	return f
+}
+
+func (f *secFakeAWS) set(name, stage, id, value string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.secrets[name] == nil {
+		f.secrets[name] = map[string][2]string{}
+	}
+	f.secrets[name][stage] = [2]string{id, value}
+}
+
+func (f *secFakeAWS) remove(name, stage string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.secrets[name], stage)
+}
+
+func (f *secFakeAWS) setFail(status int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail = status
+}
+
+func (f *secFakeAWS) calls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
+}
+
+func (f *secFakeAWS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n++
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	fail := func(status int, typ, msg string) {
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(map[string]string{"__type": typ, "message": msg})
+	}
+	if r.Method != http.MethodPost || r.Header.Get("X-Amz-Target") != "secretsmanager.GetSecretValue" {
+		fail(http.StatusBadRequest, "UnknownOperationException", "only GetSecretValue")
+		return
+	}
+	if !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 Credential=AKIDRAMPARTE2E/") {
+		fail(http.StatusBadRequest, "UnrecognizedClientException", "The security token included in the request is invalid.")
+		return
+	}
+	if f.fail != 0 {
+		fail(f.fail, "InternalServiceError", "An error occurred on the server side.")
+		return
+	}
+	var in struct {
+		SecretID     string `json:"SecretId"`
+		VersionStage string `json:"VersionStage"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+		fail(http.StatusBadRequest, "InvalidRequestException", "bad JSON")
+		return
+	}
+	if in.VersionStage == "" {
+		in.VersionStage = secrets.StageCurrent
+	}
+	v, ok := f.secrets[in.SecretID][in.VersionStage]
+	if !ok {
+		fail(http.StatusBadRequest, "ResourceNotFoundException", "Secrets Manager can't find the specified secret value for staging label: "+in.VersionStage)
+		return
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"ARN":           "arn:aws:secretsmanager:us-east-1:123456789012:secret:" + in.SecretID + "-AbCdEf",
+		"Name":          in.SecretID,
+		"VersionId":     v[0],
+		"SecretString":  v[1],
+		"VersionStages": []string{in.VersionStage},
+		"CreatedDate":   1.7e9,
+	})
+}
+
+// secWaitMetric polls the admin listener's /metrics until the sample
+// named by series (name and labels, as exposed) is at least min.
+func secWaitMetric(t *testing.T, g *gateway, series string, min float64) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	c := &http.Client{Timeout: 10 * time.Second}
+	var last string
+	for {
+		if resp, err := c.Get("http://" + g.admin + "/metrics"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, line := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, series+" "); ok {
+					last = v
+					var n float64
+					if _, err := fmt.Sscan(v, &n); err == nil && n >= min {
+						return
+					}
+				}
+			}
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("%s did not reach %v (last %q)", series, min, last)
+		case <-tick.C:
+		}
+	}
 }
