@@ -229,7 +229,13 @@ func TestAuditTamperDetected(t *testing.T) {
 // clients keep sending state-changing requests. What is on disk verifies,
 // and every request whose response a client received has its event: with
 // audit.wait (the default) a response is held until its event is durable.
-func TestAuditSIGKILLUnderLoad(t *testing.T) {
+func TestAuditSIGKILLUnderLoad(t *testing.T) { auditUnderLoad(t, syscall.SIGKILL) }
+
+// TestAuditSIGTERMUnderLoad: the same with a graceful shutdown: nothing
+// acknowledged is lost and the last segment is sealed.
+func TestAuditSIGTERMUnderLoad(t *testing.T) { auditUnderLoad(t, syscall.SIGTERM) }
+
+func auditUnderLoad(t *testing.T, sig syscall.Signal) {
 	g, c := auditGateway(t, "")
 	url := "https://" + g.public + "/upload"
 
@@ -272,12 +278,19 @@ func TestAuditSIGKILLUnderLoad(t *testing.T) {
 	case <-time.After(2 * time.Minute):
 		t.Fatal("the load did not reach 400 answered requests")
 	}
-	signalAndWait(t, g, syscall.SIGKILL) // requests are still in flight
+	signalAndWait(t, g, sig) // requests are still in flight
 	wg.Wait()
 
 	rep, code := auditVerify(t, g, "")
 	if code != 0 || len(rep.Problems) != 0 {
-		t.Fatalf("after SIGKILL: exit %d, %+v", code, rep)
+		t.Fatalf("after %v: exit %d, %+v", sig, code, rep)
+	}
+	if sig == syscall.SIGTERM {
+		for _, n := range rep.Notes {
+			if n.Kind == "open_segment" || n.Kind == "torn_tail" {
+				t.Fatalf("after SIGTERM: note %q, want a sealed log", n.Kind)
+			}
+		}
 	}
 	got := requestEvents(auditExport(t, g))
 	mu.Lock()
@@ -292,9 +305,9 @@ func TestAuditSIGKILLUnderLoad(t *testing.T) {
 		}
 	}
 	if len(missing) > 0 {
-		t.Fatalf("%d of %d answered requests have no audit event after SIGKILL, e.g. %s", len(missing), len(answered), missing[0])
+		t.Fatalf("%d of %d answered requests have no audit event after %v, e.g. %s", len(missing), len(answered), sig, missing[0])
 	}
-	t.Logf("%d answered requests before SIGKILL, all in the log; %d request events on disk", len(answered), len(got))
+	t.Logf("%v under load: %d answered requests, all in the log; %d request events on disk", sig, len(answered), len(got))
 
 }
 
