@@ -530,7 +530,8 @@ func testRedisURL(t *testing.T, db int) string {
 // A ticket issued on A works once on B (and never again on either); the
 // per-key cap (3) and the total cap (5) count connections on both; revoking
 // the key on A's admin API closes its sockets on A and B with 1008 within
-// one second, and their slots are freed.
+// one second, and their slots are freed. One ticket presented on both
+// instances at once opens exactly one socket.
 func TestWebSocketTwoInstancesRedis(t *testing.T) {
 	redisURL := testRedisURL(t, 13)
 	up := startWSUpstream(t)
@@ -611,6 +612,44 @@ func TestWebSocketTwoInstancesRedis(t *testing.T) {
 		t.Errorf("ticket for a revoked key: %d, want 401", resp.StatusCode)
 	}
 	echo(t, openWhenAdmitted(t, c, a, b, key2, "k2-after"), websocket.MessageText, []byte("freed"))
+
+	// One ticket presented on A and B at once: exactly one wins.
+	key3, _ := createKey(t, a, "ws-three", "read")
+	for round := range 2 {
+		tk := c.ticket(t, a, key3)
+		type try struct {
+			conn   *websocket.Conn
+			status int
+			err    error
+		}
+		tries := make(chan try, 2)
+		for _, g := range []*gateway{a, b} {
+			go func() {
+				conn, resp, err := c.dial(g, "id=race&ticket="+url.QueryEscape(tk), nil)
+				r := try{conn: conn, err: err}
+				if resp != nil {
+					r.status = resp.StatusCode
+				}
+				tries <- r
+			}()
+		}
+		var won []*websocket.Conn
+		for range 2 {
+			r := <-tries
+			switch {
+			case r.err == nil:
+				won = append(won, r.conn)
+			case r.status != http.StatusUnauthorized:
+				t.Fatalf("round %d: loser got %d (%v), want 401", round, r.status, r.err)
+			}
+		}
+		if len(won) != 1 {
+			t.Fatalf("round %d: %d of 2 concurrent uses of one ticket won, want exactly 1", round, len(won))
+		}
+		echo(t, won[0], websocket.MessageText, []byte("race"))
+		won[0].Close(websocket.StatusNormalClosure, "")
+		up.waitEnd(t, "race")
+	}
 }
 
 // TestWebSocketRevokeAndShutdown: on one instance without Redis, revoking a
