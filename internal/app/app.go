@@ -258,8 +258,8 @@ func (a *App) publicHandler() (http.Handler, error) {
 		if err != nil {
 			return nil, err
 		}
-		tickets := chain(st.tickets.Handler(), always,
-			st.auth.Require(auth.Policy{Auth: auth.AuthAPIKey, Permission: auth.PermissionRead}), postLimit)
+		keyAuth := st.auth.Require(auth.Policy{Auth: auth.AuthAPIKey, Permission: auth.PermissionRead})
+		tickets := chain(st.tickets.Handler(), always, st.ticketAuth(keyAuth), postLimit)
 		mws = append(mws, exactPath(cfg.WebSocket.TicketPath, tickets))
 	}
 	if st.people != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/rampart-security/rampart/internal/audit"
 	"github.com/rampart-security/rampart/internal/auth"
 	"github.com/rampart-security/rampart/internal/identity"
+	"github.com/rampart-security/rampart/internal/ratelimit"
 	"github.com/rampart-security/rampart/internal/reqinfo"
 	"github.com/rampart-security/rampart/internal/route"
 	"github.com/rampart-security/rampart/internal/secrets"
@@ -55,6 +56,8 @@ func (s *stack) buildIdentity() error {
 		LockoutThreshold: id.LockoutThreshold, LockoutWindow: id.LockoutWindow, LockoutDuration: id.LockoutDuration,
 		MFARequiredRoles: id.MFARequiredRoles, TrustedDeviceTTL: time.Duration(id.TrustedDeviceDays) * 24 * time.Hour,
 		DisableTrustedDevices: id.TrustedDeviceDays == 0,
+		MFAIssuer:             id.MFAIssuer, BackupCodes: id.BackupCodes,
+		MFAAttemptLimit: id.MFAAttemptLimit, MFAWindow: id.MFAWindow,
 	})
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)
@@ -93,7 +96,32 @@ func (s *stack) identityHandler() (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return limit(s.people.Handler()), nil
+	h := s.people.Handler()
+	if s.cfg.Identity.LoginLimit != "" {
+		lim, err := ratelimit.ParseLimit(s.cfg.Identity.LoginLimit)
+		if err != nil {
+			return nil, fmt.Errorf("identity.login_limit: %w", err)
+		}
+		rules := []ratelimit.Rule{{Name: "login", Limit: lim, Key: ratelimit.KeyIP}}
+		login, err := ratelimit.New(ratelimit.Options{Limiter: s.limiter, Logger: s.log, OnReject: s.onReject,
+			Rules: func(r *http.Request) []ratelimit.Rule {
+				if r.Method == http.MethodPost && credentialEndpoints[strings.TrimPrefix(r.URL.Path, "/.rampart/")] {
+					return rules
+				}
+				return nil
+			}})
+		if err != nil {
+			return nil, err
+		}
+		h = login(h)
+	}
+	return limit(h), nil
+}
+
+// credentialEndpoints are the identity endpoints that check a password,
+// a second factor or a reset token: what identity.login_limit counts.
+var credentialEndpoints = map[string]bool{
+	"login": true, "mfa/verify": true, "password/reset": true, "ui/login": true, "ui/mfa": true,
 }
 
 // userAuth authenticates people on routes with auth user or any (when no
@@ -131,6 +159,7 @@ func (s *stack) userAuth(next http.Handler) http.Handler {
 			reqinfo.Reject(w, r, http.StatusForbidden, auth.OutcomeForbidden, "this account does not have the permission this request needs")
 			return
 		}
+		r.Header.Del("Authorization") // the person's token is Rampart's, not the upstream's
 		r.Header.Set(auth.HeaderUser, p.Name)
 		r.Header.Set(auth.HeaderRoles, p.Permissions.String())
 		next.ServeHTTP(w, r)
@@ -145,4 +174,37 @@ func carriesAPIKey(r *http.Request) bool {
 	}
 	v := r.Header.Get("Authorization")
 	return len(v) > 7 && strings.EqualFold(v[:7], "bearer ") && strings.HasPrefix(strings.TrimSpace(v[7:]), "rk_")
+}
+
+// ticketAuth authenticates a WebSocket ticket request with an API key, or,
+// when identity is on and no key is presented, with a person's access
+// token, so people's sockets are governed (and closed when their session
+// ends) like keys' sockets.
+func (s *stack) ticketAuth(keyAuth middleware) middleware {
+	return func(next http.Handler) http.Handler {
+		withKey := keyAuth(next)
+		if s.people == nil {
+			return withKey
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			info := reqinfo.From(r.Context())
+			if carriesAPIKey(r) || info == nil {
+				withKey.ServeHTTP(w, r)
+				return
+			}
+			p, err := s.people.Authenticate(r)
+			switch {
+			case errors.Is(err, identity.ErrUnavailable):
+				reqinfo.Reject(w, r, http.StatusServiceUnavailable, auth.OutcomeUnavailable, "authentication is temporarily unavailable")
+			case err != nil:
+				// Neither a key nor a person: the key path gives the usual 401.
+				withKey.ServeHTTP(w, r)
+			case !p.Permissions.Has(reqinfo.PermRead):
+				reqinfo.Reject(w, r, http.StatusForbidden, auth.OutcomeForbidden, "this account cannot open WebSockets")
+			default:
+				info.Principal = p
+				next.ServeHTTP(w, r)
+			}
+		})
+	}
 }

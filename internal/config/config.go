@@ -246,7 +246,14 @@ type Identity struct {
 	LockoutWindow     time.Duration `yaml:"lockout_window"`
 	LockoutDuration   time.Duration `yaml:"lockout_duration"`
 	MFARequiredRoles  []string      `yaml:"mfa_required_roles"`
-	TrustedDeviceDays int           `yaml:"trusted_device_days"` // 0 turns trusted devices off
+	MFAIssuer         string        `yaml:"mfa_issuer"`        // the name authenticator apps show
+	BackupCodes       int           `yaml:"backup_codes"`      // issued at enrolment, each usable once
+	MFAAttemptLimit   int           `yaml:"mfa_attempt_limit"` // wrong codes within mfa_window block MFA
+	MFAWindow         time.Duration `yaml:"mfa_window"`
+	// LoginLimit limits login, MFA verification and password reset per
+	// client IP (OptiBid: authentication 5 requests/minute); empty: off.
+	LoginLimit        string `yaml:"login_limit"`
+	TrustedDeviceDays int    `yaml:"trusted_device_days"` // 0 turns trusted devices off
 }
 
 // Default returns the configuration every file is applied on top of.
@@ -300,6 +307,8 @@ func Default() Config {
 			BcryptCost: 12, MinPasswordLength: 12,
 			LockoutThreshold: 5, LockoutWindow: 15 * time.Minute, LockoutDuration: 15 * time.Minute,
 			MFARequiredRoles: []string{"admin"}, TrustedDeviceDays: 30,
+			MFAIssuer: "Rampart", BackupCodes: 10, MFAAttemptLimit: 5, MFAWindow: 15 * time.Minute,
+			LoginLimit: "5/min",
 		},
 		WebSocket: WebSocket{
 			TicketPath: "/.rampart/ws/ticket", TicketTTL: 30 * time.Second,

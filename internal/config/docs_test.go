@@ -2,6 +2,7 @@ package config
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -37,6 +38,24 @@ func TestDocsCoverEveryKey(t *testing.T) {
 	}
 	if warnings, err := cfg.Validate(); err != nil || len(warnings) > 0 || !cfg.Production() {
 		t.Fatalf("examples/rampart.yaml is not a valid production config: %v %v", err, warnings)
+	}
+	others, err := filepath.Glob("../../examples/*.yaml")
+	if err != nil || len(others) < 2 {
+		t.Fatalf("examples: %v %v", others, err)
+	}
+	for _, path := range others {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := Parse(b)
+		if err != nil {
+			t.Errorf("%s: %v", path, err)
+			continue
+		}
+		if warnings, err := c.Validate(); err != nil || len(warnings) > 0 || !c.Production() {
+			t.Errorf("%s is not a valid production config: %v %v", path, err, warnings)
+		}
 	}
 	for key := range Flatten(Default()) {
 		section, _, _ := strings.Cut(key, ".")

@@ -476,6 +476,14 @@ func (c *Config) validateIdentity(hard, prod reportFunc) {
 	if id.AccessTokenTTL > time.Hour {
 		prod("identity.access_token_ttl: %s is above one hour", id.AccessTokenTTL)
 	}
+	if id.LoginLimit != "" {
+		if _, err := ratelimit.ParseLimit(id.LoginLimit); err != nil {
+			hard("identity.login_limit: %v", err)
+		}
+	}
+	if id.BackupCodes < 1 || id.MFAAttemptLimit < 1 || id.MFAWindow <= 0 || id.MFAIssuer == "" {
+		hard("identity: backup_codes and mfa_attempt_limit must be at least 1, mfa_window positive, mfa_issuer set")
+	}
 	if id.MaxSessions < 1 || id.LockoutThreshold < 1 || id.TrustedDeviceDays < 0 {
 		hard("identity: max_sessions and lockout_threshold must be at least 1, trusted_device_days not negative")
 	}
