@@ -27,4 +27,3 @@ func TestParseStoreURL(t *testing.T) {
 		}
 	}
 }
-
