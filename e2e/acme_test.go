@@ -27,7 +27,9 @@ const acmeE2EHost = "rampart.test"
 // client naming the host gets a certificate for it that chains to Pebble's
 // issuing root, and that its request reaches the upstream. Each subtest
 // leaves only one challenge type reachable by Pebble (the other port has
-// no listener), so the certificate can only have come from that one.
+// no listener), so the certificate can only have come from that one. With
+// Pebble stopped, a restarted rampart serves the certificate from its
+// cache_dir.
 func TestACMEThroughBinary(t *testing.T) {
 	bin := pebble.Binary(t)
 	tests := []struct {
@@ -49,7 +51,8 @@ func TestACMEThroughBinary(t *testing.T) {
 			pb := pebble.Start(t, bin, pebble.Options{Host: acmeE2EHost, TLSPort: pTLS, HTTPPort: pHTTP})
 
 			cacheDir := filepath.Join(t.TempDir(), "acme")
-			g := startGateway(t, fmt.Sprintf(`mode: production
+			config := func(publicAddr, httpAddr string) string {
+				return fmt.Sprintf(`mode: production
 log: {level: info, format: json}
 server:
   listen: %s
@@ -71,7 +74,9 @@ cors:
 routes:
   - name: public
     path: /public/*
-`, publicAddr, httpAddr, acmeE2EHost, pb.DirectoryURL, pb.CertFile, cacheDir, up.URL))
+`, publicAddr, httpAddr, acmeE2EHost, pb.DirectoryURL, pb.CertFile, cacheDir, up.URL)
+			}
+			g := startGateway(t, config(publicAddr, httpAddr))
 
 			// The first handshake naming the host makes rampart obtain the
 			// certificate; the client waits for it. The client trusts
@@ -141,6 +146,27 @@ routes:
 			}
 			if strings.Contains(pb.Output(), "other.test") {
 				t.Error("Pebble was asked about other.test")
+			}
+
+			// With the CA gone, a restarted rampart on the same cache_dir
+			// serves the stored certificate (a restart does not spend the
+			// CA's rate limits), also to a client that sends no name.
+			pb.Stop(t)
+			g2 := startGateway(t, config("127.0.0.1:0", "127.0.0.1:0"))
+			for name, conf := range map[string]*tls.Config{
+				"server name":    {ServerName: acmeE2EHost, RootCAs: pb.Roots()},
+				"no server name": {InsecureSkipVerify: true}, // dialing an IP sends no SNI
+			} {
+				d := tls.Dialer{Config: conf}
+				conn, err := d.DialContext(ctx, "tcp", g2.public)
+				if err != nil {
+					t.Errorf("restarted, %s: %v", name, err)
+					continue
+				}
+				if got := conn.(*tls.Conn).ConnectionState().PeerCertificates[0]; !got.Equal(leaf) {
+					t.Errorf("restarted, %s: certificate serial %v, want the stored %v", name, got.SerialNumber, leaf.SerialNumber)
+				}
+				conn.Close()
 			}
 		})
 	}
