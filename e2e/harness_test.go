@@ -83,12 +83,13 @@ type gateway struct {
 	done                chan struct{} // closed when the process has exited
 }
 
-// secretEnv writes a pepper and an audit seal key into dir, as an operator's
-// secret files, and returns the RAMPART_* variables that reference them.
-func secretEnv(t *testing.T, dir string) []string {
+// secretEnv writes a pepper, an audit seal key and any more secrets named
+// (e.g. "jwt_key") into dir, as an operator's secret files, and returns the
+// RAMPART_* variables that reference them.
+func secretEnv(t *testing.T, dir string, more ...string) []string {
 	t.Helper()
 	var env []string
-	for _, name := range []string{"api_key_pepper", "audit_seal_key"} {
+	for _, name := range append([]string{"api_key_pepper", "audit_seal_key"}, more...) {
 		b := make([]byte, 32)
 		if _, err := rand.Read(b); err != nil {
 			t.Fatal(err)

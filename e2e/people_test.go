@@ -3,11 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -33,18 +30,7 @@ identity:
   bcrypt_cost: 10
   login_limit: 5/min
 `)
-	secrets := secretEnv(t, dir)
-	for _, name := range []string{"jwt_key", "totp_key"} {
-		b := make([]byte, 32)
-		if _, err := rand.Read(b); err != nil {
-			t.Fatal(err)
-		}
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, []byte(hex.EncodeToString(b)+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		secrets = append(secrets, "RAMPART_SECRETS_"+strings.ToUpper(name)+"=file:"+path)
-	}
+	secrets := secretEnv(t, dir, "jwt_key", "totp_key")
 	g := startGatewayEnv(t, cfg, secrets)
 	c := client(cert, nil)
 	base := "https://" + g.public
