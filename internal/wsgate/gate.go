@@ -189,6 +189,10 @@ type Gate struct {
 	byKey    map[string]map[*conn]struct{}
 	closing  bool
 	relaysWG sync.WaitGroup
+	// revoked holds recent revocations until every ticket issued before
+	// them has expired, so a ticket obtained before a key was revoked
+	// cannot open a socket after it.
+	revoked map[Revocation]time.Time
 }
 
 // New validates o and starts the gate's maintenance loop (idle reaping and
@@ -255,6 +259,7 @@ func New(o Options) (*Gate, error) {
 		client:   o.HTTPClient,
 		conns:    make(map[*conn]struct{}),
 		byKey:    make(map[string]map[*conn]struct{}),
+		revoked:  make(map[Revocation]time.Time),
 		tickStop: make(chan struct{}),
 		tickDone: make(chan struct{}),
 	}
@@ -355,10 +360,22 @@ func (g *Gate) revoke(r Revocation) {
 	}
 }
 
-// closeLocal closes this instance's sockets matching r.
+// closeLocal closes this instance's sockets matching r and refuses, until
+// the tickets issued before r have expired, sockets that r's credential
+// would open.
 func (g *Gate) closeLocal(r Revocation) {
 	var victims []*conn
+	now := g.o.Now()
 	g.mu.Lock()
+	for old, until := range g.revoked {
+		if !now.Before(until) {
+			delete(g.revoked, old)
+		}
+	}
+	// A grant may be redeemed up to the ticket TTL after it was issued,
+	// and another instance may issue one a little after the revocation
+	// while its authentication cache still holds the key.
+	g.revoked[r] = now.Add(g.o.Tickets.ttl + time.Minute)
 	if r.KeyID != "" {
 		for c := range g.byKey[principalKey(reqinfo.Principal{Kind: "api_key", ID: r.KeyID})] {
 			victims = append(victims, c)
@@ -455,11 +472,34 @@ func (g *Gate) sweep() {
 	}
 }
 
-func (g *Gate) add(c *conn) bool {
+// revokedLocked reports whether p's key or session was revoked recently.
+// Call it with g.mu held.
+func (g *Gate) revokedLocked(p reqinfo.Principal) bool {
+	now := g.o.Now()
+	check := func(r Revocation) bool {
+		until, ok := g.revoked[r]
+		return ok && now.Before(until)
+	}
+	return (p.Kind == "api_key" && check(Revocation{KeyID: p.ID})) ||
+		(p.SessionID != "" && check(Revocation{SessionID: p.SessionID}))
+}
+
+func (g *Gate) isRevoked(p reqinfo.Principal) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.revokedLocked(p)
+}
+
+// add registers c. It refuses when the gate is closing, or when c's
+// credential was revoked after its ticket was redeemed (revoked is true).
+func (g *Gate) add(c *conn) (ok, revoked bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closing {
-		return false
+		return false, false
+	}
+	if g.revokedLocked(c.principal) {
+		return false, true
 	}
 	g.relaysWG.Add(1) // under mu, so never after Shutdown's Wait began
 	g.conns[c] = struct{}{}
@@ -469,7 +509,7 @@ func (g *Gate) add(c *conn) bool {
 		g.byKey[c.pkey] = set
 	}
 	set[c] = struct{}{}
-	return true
+	return true, false
 }
 
 func (g *Gate) remove(c *conn) {

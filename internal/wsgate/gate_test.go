@@ -529,6 +529,31 @@ func TestCloseKey(t *testing.T) {
 	}
 }
 
+// A ticket issued before its key was revoked opens nothing afterwards,
+// until every such ticket has expired; other keys are unaffected.
+func TestTicketIssuedBeforeRevocation(t *testing.T) {
+	e := newEnv(t, nil)
+	pending := e.Ticket(t, "k_revoked")
+	other := e.Ticket(t, "k_kept")
+	e.Gate.CloseKey("k_revoked")
+	if _, resp, err := e.Dial(ctxT(t), "/ws?ticket="+pending, nil); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("ticket issued before the revocation: %v, want 401", err)
+	}
+	c, _, err := e.Dial(ctxT(t), "/ws?ticket="+other, nil)
+	if err != nil {
+		t.Fatalf("another key's ticket: %v", err)
+	}
+	t.Cleanup(func() { _ = c.CloseNow() })
+	echo(t, c, websocket.MessageText, []byte("unaffected"))
+
+	// Once the tickets of that time have expired, the entry is dropped
+	// (a revoked key gets no new ticket from authentication anyway).
+	e.clock.Advance(wsgate.DefaultTicketTTL + 2*time.Minute)
+	e.Gate.CloseKey("k_other") // prunes expired entries
+	c2 := e.Connect(t, "k_revoked", nil)
+	echo(t, c2, websocket.MessageText, []byte("entry expired"))
+}
+
 func TestCloseSession(t *testing.T) {
 	e := newEnv(t, nil)
 	dial := func(user, session string) *websocket.Conn {

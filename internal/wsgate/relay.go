@@ -102,6 +102,10 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if info != nil {
 		info.Principal = p
 	}
+	if g.isRevoked(p) { // the ticket was issued before its key was revoked
+		h.refuse(w, r, ev, http.StatusUnauthorized, OutcomeTicketInvalid, "the ticket is invalid or expired")
+		return
+	}
 	if h.perm != 0 && !p.Permissions.Has(h.perm) {
 		h.refuse(w, r, ev, http.StatusForbidden, OutcomeForbidden, "this credential may not use this route")
 		return
@@ -157,10 +161,14 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	up.SetReadLimit(g.o.MaxUpstreamMessageBytes)
 	c.opened = g.o.Now()
 	c.last.Store(c.opened.UnixNano())
-	if !g.add(c) {
+	if ok, revoked := g.add(c); !ok {
 		release()
-		_ = cl.Close(websocket.StatusGoingAway, "server shutting down")
-		_ = up.Close(websocket.StatusGoingAway, "server shutting down")
+		code, reason := websocket.StatusGoingAway, "server shutting down"
+		if revoked {
+			code, reason = websocket.StatusPolicyViolation, "credential revoked"
+		}
+		_ = cl.Close(code, reason)
+		_ = up.Close(websocket.StatusGoingAway, reason)
 		return
 	}
 	ev.Opened, ev.Subprotocol = c.opened, cl.Subprotocol()
