@@ -669,6 +669,7 @@ func TestWebSocketRevokeAndShutdown(t *testing.T) {
 	k := c.open(t, g, g, kept, "kept")
 	echo(t, r, websocket.MessageText, []byte("r"))
 	echo(t, k, websocket.MessageText, []byte("k"))
+	pending := c.ticket(t, g, revoked) // issued before the revocation, used after
 	resp, body := do(t, &http.Client{Timeout: 10 * time.Second}, "POST", "http://"+g.admin+"/v1/keys/"+revokedID+"/revoke", nil,
 		map[string]string{"X-API-Key": adminKey})
 	if resp.StatusCode != http.StatusOK {
@@ -676,6 +677,7 @@ func TestWebSocketRevokeAndShutdown(t *testing.T) {
 	}
 	wantClosed(t, r, websocket.StatusPolicyViolation, "revoked")
 	echo(t, k, websocket.MessageText, []byte("still open"))
+	c.wsRefused(t, g, "ticket of a revoked key", "id=after-revoke&ticket="+url.QueryEscape(pending), nil, http.StatusUnauthorized)
 	// The admin listener's metrics count the open socket and the revocation
 	// (the close is counted once both relay sides have ended: poll, bounded).
 	wantMetrics := []string{"rampart_websocket_connections 1", "rampart_websocket_disconnects_total{reason=\"revoked\"} 1"}
