@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -299,19 +300,32 @@ func TestSecretProviderFailureAtStart(t *testing.T) {
 	tests := []struct {
 		name string
 		ref  string
-		aws  bool // a Secrets Manager endpoint that holds no secret
-		want []string
+		// manager is a local secret manager to point the standard
+		// variables at: "aws" (holds no secret), "vault-denied" (a token
+		// without access), "vault-sealed".
+		manager string
+		want    []string
 	}{
 		{name: "missing file", ref: "file:" + missing, want: []string{`"api_key_pepper"`, missing, "no such file"}},
 		{name: "unset variable", ref: "env:RAMPART_E2E_UNSET_PEPPER", want: []string{`"api_key_pepper"`, "RAMPART_E2E_UNSET_PEPPER is not set"}},
 		{name: "unknown scheme", ref: "ssm:/prod/pepper", want: []string{"secrets.api_key_pepper"}},
-		{name: "AWS secret not found", ref: "aws-sm:rampart/missing", aws: true,
+		{name: "AWS secret not found", ref: "aws-sm:rampart/missing", manager: "aws",
 			want: []string{`"api_key_pepper"`, "rampart/missing", "ResourceNotFoundException"}},
+		{name: "Vault permission denied", ref: "vault:secret/other#pepper", manager: "vault-denied",
+			want: []string{`"api_key_pepper"`, "secret/other", "403", "permission denied"}},
+		{name: "Vault sealed", ref: "vault:secret/rampart#pepper", manager: "vault-sealed",
+			want: []string{`"api_key_pepper"`, "503", "Vault is sealed"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.aws {
+			switch tc.manager {
+			case "aws":
 				secStartFakeAWS(t)
+			case "vault-denied":
+				secStartFakeVault(t)
+				t.Setenv("VAULT_TOKEN", "hvs.not-this-one")
+			case "vault-sealed":
+				secStartFakeVault(t).setSealed(true)
 			}
 			env := append(secretEnv(t, t.TempDir()), "RAMPART_STATE_DIR="+dir, "RAMPART_SECRETS_API_KEY_PEPPER="+tc.ref)
 			out, code := secRun(t, env, "serve", "-c", cfgPath)
@@ -545,93 +559,149 @@ func secKID(t *testing.T, token string) string {
 	return h.KID
 }
 
-// TestSecretAWSRotationByInterval takes the JWT signing key from AWS
-// Secrets Manager (aws-sm:, the real AWS SDK against a local endpoint
-// speaking the Secrets Manager JSON protocol, found through the standard
-// AWS_ENDPOINT_URL_SECRETS_MANAGER variable) and re-reads it every
-// secrets.refresh_interval, with no signal: a new AWSCURRENT version
-// becomes the signing key (its VersionId is the kid) while tokens signed
-// with the AWSPREVIOUS one keep working; a failing provider keeps the last
-// good keys and raises rampart_secret_refresh_failures_total; removing the
-// AWSPREVIOUS stage ends the overlap.
-func TestSecretAWSRotationByInterval(t *testing.T) {
-	aws := secStartFakeAWS(t)
-	j1, j2 := secNewPepper(t), secNewPepper(t)
-	aws.set("rampart/jwt", secrets.StageCurrent, "3a1f0c6e-0001", j1)
+// secManagerCase is a secret manager run locally for the gateway: put adds
+// a new current version (the old current becomes the previous one) and
+// returns its version ID, dropPrevious ends the overlap the way an
+// operator does in that manager, and fail makes every request fail.
+type secManagerCase struct {
+	ref          string
+	put          func(value string) (versionID string)
+	dropPrevious func()
+	fail         func(bool)
+	calls        func() int
+}
 
-	up := startUpstream(t)
-	dir := t.TempDir()
-	certFile, keyFile, cert := certPair(t, dir, false, 7004)
-	totpFile := filepath.Join(dir, "totp_key")
-	writeAtomic(t, totpFile, []byte(secNewPepper(t)+"\n"))
-	g := startGateway(t, baseConfig(up.URL, certFile, keyFile, fmt.Sprintf(`  - name: people
+// TestSecretManagerRotationByInterval takes the JWT signing key from a
+// secret manager and re-reads it every secrets.refresh_interval, with no
+// signal: AWS Secrets Manager (aws-sm:, the real AWS SDK against a local
+// endpoint speaking the Secrets Manager JSON protocol, found through the
+// standard AWS_ENDPOINT_URL_SECRETS_MANAGER variable) and Vault KV v2
+// (vault:, VAULT_ADDR and VAULT_TOKEN, KV v2's response shapes). For each:
+// a new version becomes the signing key (its version ID is the kid) while
+// tokens signed with the previous one keep working; a failing manager keeps
+// the last good keys and raises rampart_secret_refresh_failures_total;
+// ending the overlap in the manager (AWSPREVIOUS stage removed, Vault
+// version deleted) refuses the old tokens.
+func TestSecretManagerRotationByInterval(t *testing.T) {
+	cases := []struct {
+		name  string
+		start func(t *testing.T) secManagerCase
+	}{
+		{"aws-sm", func(t *testing.T) secManagerCase {
+			aws := secStartFakeAWS(t)
+			n := 0
+			return secManagerCase{
+				ref: "aws-sm:rampart/jwt",
+				put: func(v string) string {
+					n++
+					id := fmt.Sprintf("3a1f0c6e-%04d", n)
+					aws.rotate("rampart/jwt", id, v)
+					return id
+				},
+				dropPrevious: func() { aws.remove("rampart/jwt", secrets.StagePrevious) },
+				fail: func(on bool) {
+					status := 0
+					if on {
+						status = http.StatusInternalServerError
+					}
+					aws.setFail(status)
+				},
+				calls: aws.calls,
+			}
+		}},
+		{"vault", func(t *testing.T) secManagerCase {
+			vault := secStartFakeVault(t)
+			return secManagerCase{
+				ref: "vault:secret/rampart/identity#jwt",
+				put: func(v string) string {
+					return strconv.Itoa(vault.put("secret/rampart/identity", map[string]any{"jwt": v, "note": "rotated by ops"}))
+				},
+				dropPrevious: func() { vault.deletePrevious("secret/rampart/identity") },
+				fail:         vault.setSealed,
+				calls:        vault.calls,
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			mc := tc.start(t)
+			j1, j2 := secNewPepper(t), secNewPepper(t)
+			kid1 := mc.put(j1)
+
+			up := startUpstream(t)
+			dir := t.TempDir()
+			certFile, keyFile, cert := certPair(t, dir, false, 7004)
+			totpFile := filepath.Join(dir, "totp_key")
+			writeAtomic(t, totpFile, []byte(secNewPepper(t)+"\n"))
+			g := startGateway(t, baseConfig(up.URL, certFile, keyFile, fmt.Sprintf(`  - name: people
     path: /people/*
     auth: user
     permission: read
 secrets:
   refresh_interval: 100ms
-  jwt_key: aws-sm:rampart/jwt
+  jwt_key: %s
   totp_key: file:%s
 identity:
   enabled: true
   bcrypt_cost: 10
-`, totpFile)))
-	c := client(cert, nil)
-	url := "https://" + g.public + "/people/aws"
-	password := secCreateUser(t, g, "aws.user")
-	oldToken := secLogin(t, c, g, "aws.user", password)
-	if kid := secKID(t, oldToken); kid != "3a1f0c6e-0001" {
-		t.Fatalf("kid %q, want the AWS VersionId", kid)
-	}
+`, mc.ref, totpFile)))
+			c := client(cert, nil)
+			url := "https://" + g.public + "/people/manager"
+			password := secCreateUser(t, g, "manager.user")
+			oldToken := secLogin(t, c, g, "manager.user", password)
+			if kid := secKID(t, oldToken); kid != kid1 {
+				t.Fatalf("kid %q, want the manager's version ID %q", kid, kid1)
+			}
 
-	// Rotate in Secrets Manager: new AWSCURRENT, the old one AWSPREVIOUS.
-	aws.set("rampart/jwt", secrets.StagePrevious, "3a1f0c6e-0001", j1)
-	aws.set("rampart/jwt", secrets.StageCurrent, "3a1f0c6e-0002", j2)
-	secWaitLog(t, g, `"msg":"secret rotated","secret":"jwt_key","version":"3a1f0c6e-0002"`, 1)
-	newToken := secLogin(t, c, g, "aws.user", password)
-	if kid := secKID(t, newToken); kid != "3a1f0c6e-0002" {
-		t.Errorf("kid after the rotation %q, want 3a1f0c6e-0002", kid)
-	}
-	for name, tok := range map[string]string{"old token": oldToken, "new token": newToken} {
-		if status := secDo(c, url, secBearer(tok)); status != http.StatusOK {
-			t.Errorf("%s during the overlap: %d", name, status)
-		}
-	}
+			// Rotate in the manager; no signal is sent.
+			kid2 := mc.put(j2)
+			secWaitLog(t, g, fmt.Sprintf(`"msg":"secret rotated","secret":"jwt_key","version":%q`, kid2), 1)
+			newToken := secLogin(t, c, g, "manager.user", password)
+			if kid := secKID(t, newToken); kid != kid2 {
+				t.Errorf("kid after the rotation %q, want %q", kid, kid2)
+			}
+			for name, tok := range map[string]string{"old token": oldToken, "new token": newToken} {
+				if status := secDo(c, url, secBearer(tok)); status != http.StatusOK {
+					t.Errorf("%s during the overlap: %d", name, status)
+				}
+			}
 
-	// Secrets Manager fails: the last good keys stay, the failure counts.
-	aws.setFail(http.StatusInternalServerError)
-	secWaitMetric(t, g, `rampart_secret_refresh_failures_total{secret="jwt_key"}`, 1)
-	for name, tok := range map[string]string{"old token": oldToken, "new token": newToken} {
-		if status := secDo(c, url, secBearer(tok)); status != http.StatusOK {
-			t.Errorf("%s while Secrets Manager fails: %d", name, status)
-		}
-	}
-	aws.setFail(0)
+			// The manager fails: the last good keys stay, the failure counts.
+			mc.fail(true)
+			secWaitMetric(t, g, `rampart_secret_refresh_failures_total{secret="jwt_key"}`, 1)
+			for name, tok := range map[string]string{"old token": oldToken, "new token": newToken} {
+				if status := secDo(c, url, secBearer(tok)); status != http.StatusOK {
+					t.Errorf("%s while the manager fails: %d", name, status)
+				}
+			}
+			mc.fail(false)
 
-	// The AWSPREVIOUS stage goes: the old token is refused within a few
-	// refresh intervals, the new one keeps working.
-	aws.remove("rampart/jwt", secrets.StagePrevious)
-	deadline := time.Now().Add(15 * time.Second)
-	for secDo(c, url, secBearer(oldToken)) != http.StatusUnauthorized {
-		if status := secDo(c, url, secBearer(newToken)); status != http.StatusOK {
-			t.Fatalf("new token while the overlap ends: %d", status)
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("a token signed with the removed AWSPREVIOUS key is still accepted")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if status := secDo(c, url, secBearer(newToken)); status != http.StatusOK {
-		t.Errorf("new token after the overlap: %d", status)
-	}
-	logs := g.logs.String()
-	for name, v := range map[string]string{"old JWT key": j1, "new JWT key": j2} {
-		if strings.Contains(logs, v) {
-			t.Errorf("the %s value appears in the gateway output", name)
-		}
-	}
-	if aws.calls() == 0 {
-		t.Error("Secrets Manager was never called")
+			// The overlap ends in the manager: the old token is refused
+			// within a few refresh intervals, the new one keeps working.
+			mc.dropPrevious()
+			deadline := time.Now().Add(15 * time.Second)
+			for secDo(c, url, secBearer(oldToken)) != http.StatusUnauthorized {
+				if status := secDo(c, url, secBearer(newToken)); status != http.StatusOK {
+					t.Fatalf("new token while the overlap ends: %d", status)
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("a token signed with the removed previous key is still accepted")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if status := secDo(c, url, secBearer(newToken)); status != http.StatusOK {
+				t.Errorf("new token after the overlap: %d", status)
+			}
+			logs := g.logs.String()
+			for name, v := range map[string]string{"old JWT key": j1, "new JWT key": j2} {
+				if strings.Contains(logs, v) {
+					t.Errorf("the %s value appears in the gateway output", name)
+				}
+			}
+			if mc.calls() == 0 {
+				t.Error("the secret manager was never called")
+			}
+		})
 	}
 }
 
@@ -673,6 +743,20 @@ func (f *secFakeAWS) set(name, stage, id, value string) {
 		f.secrets[name] = map[string][2]string{}
 	}
 	f.secrets[name][stage] = [2]string{id, value}
+}
+
+// rotate makes (id, value) AWSCURRENT and the old AWSCURRENT AWSPREVIOUS,
+// as Secrets Manager's PutSecretValue does.
+func (f *secFakeAWS) rotate(name, id, value string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.secrets[name] == nil {
+		f.secrets[name] = map[string][2]string{}
+	}
+	if cur, ok := f.secrets[name][secrets.StageCurrent]; ok {
+		f.secrets[name][secrets.StagePrevious] = cur
+	}
+	f.secrets[name][secrets.StageCurrent] = [2]string{id, value}
 }
 
 func (f *secFakeAWS) remove(name, stage string) {
@@ -769,4 +853,114 @@ func secWaitMetric(t *testing.T, g *gateway, series string, min float64) {
 		case <-tick.C:
 		}
 	}
+}
+
+// secFakeVault answers KV v2 reads (GET /v1/MOUNT/data/PATH[?version=N])
+// with Vault's response shapes, for one token.
+type secFakeVault struct {
+	mu       sync.Mutex
+	versions map[string][]secVaultVersion // "mount/path" -> versions 1..n
+	sealed   bool
+	n        int
+}
+
+type secVaultVersion struct {
+	data    map[string]any
+	deleted bool
+}
+
+const secVaultToken = "hvs.rampart-e2e-token"
+
+// secStartFakeVault starts the server and points VAULT_ADDR and
+// VAULT_TOKEN at it (the gateway inherits the environment).
+func secStartFakeVault(t *testing.T) *secFakeVault {
+	t.Helper()
+	f := &secFakeVault{versions: map[string][]secVaultVersion{}}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	t.Setenv("VAULT_ADDR", srv.URL)
+	t.Setenv("VAULT_TOKEN", secVaultToken)
+	t.Setenv("VAULT_NAMESPACE", "")
+	return f
+}
+
+// put writes a new version, as `vault kv put` does, and returns its number.
+func (f *secFakeVault) put(path string, data map[string]any) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.versions[path] = append(f.versions[path], secVaultVersion{data: data})
+	return len(f.versions[path])
+}
+
+// deletePrevious soft-deletes the version before the latest, as
+// `vault kv delete -versions=N` does.
+func (f *secFakeVault) deletePrevious(path string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := len(f.versions[path]); n > 1 {
+		f.versions[path][n-2].deleted = true
+	}
+}
+
+func (f *secFakeVault) setSealed(sealed bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sealed = sealed
+}
+
+func (f *secFakeVault) calls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
+}
+
+func (f *secFakeVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n++
+	w.Header().Set("Content-Type", "application/json")
+	fail := func(status int, msgs ...string) {
+		w.WriteHeader(status)
+		if msgs == nil {
+			msgs = []string{}
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"errors": msgs})
+	}
+	if f.sealed {
+		fail(http.StatusServiceUnavailable, "Vault is sealed")
+		return
+	}
+	if r.Method != http.MethodGet || r.Header.Get("X-Vault-Token") != secVaultToken {
+		fail(http.StatusForbidden, "1 error occurred:\n\t* permission denied\n\n")
+		return
+	}
+	rest, _ := strings.CutPrefix(r.URL.Path, "/v1/")
+	mount, path, ok := strings.Cut(rest, "/data/")
+	versions := f.versions[mount+"/"+path]
+	if !ok || len(versions) == 0 {
+		fail(http.StatusNotFound)
+		return
+	}
+	n := len(versions)
+	if q := r.URL.Query().Get("version"); q != "" {
+		n, _ = strconv.Atoi(q)
+	}
+	if n < 1 || n > len(versions) {
+		fail(http.StatusNotFound)
+		return
+	}
+	v := versions[n-1]
+	md := map[string]any{"created_time": "2026-11-23T10:00:00.000000Z", "custom_metadata": nil,
+		"deletion_time": "", "destroyed": false, "version": n}
+	var data any = v.data
+	status := http.StatusOK
+	if v.deleted {
+		md["deletion_time"] = "2026-11-23T11:00:00.000000Z"
+		data, status = nil, http.StatusNotFound
+	}
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"request_id": "e2e", "lease_id": "", "renewable": false, "lease_duration": 0,
+		"data": map[string]any{"data": data, "metadata": md}, "wrap_info": nil, "warnings": nil, "auth": nil,
+	})
 }
