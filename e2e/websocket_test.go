@@ -590,6 +590,7 @@ func TestWebSocketTwoInstancesRedis(t *testing.T) {
 			}
 		}()
 	}
+	pending := c.ticket(t, a, key1) // issued before the revocation, used on B after it
 	resp, body := do(t, &http.Client{Timeout: 10 * time.Second}, "POST", "http://"+a.admin+"/v1/keys/"+key1ID+"/revoke", nil,
 		map[string]string{"X-API-Key": adminKey})
 	if resp.StatusCode != http.StatusOK {
@@ -606,6 +607,7 @@ func TestWebSocketTwoInstancesRedis(t *testing.T) {
 			t.Fatal("a revoked key's socket was still open 1 s after the revocation")
 		}
 	}
+	c.wsRefused(t, b, "pre-revocation ticket on B", "ticket="+url.QueryEscape(pending), nil, http.StatusUnauthorized)
 	// The revoked key can get no new ticket; its slots are free for key 2.
 	resp, _ = do(t, c.https, "POST", "https://"+a.public+"/.rampart/ws/ticket", nil, map[string]string{"X-API-Key": key1})
 	if resp.StatusCode != http.StatusUnauthorized {
