@@ -229,6 +229,38 @@ identity:
 	if want := fmt.Sprintf(`"msg":"secret rotated","secret":"api_key_pepper","version":%q`, secrets.ContentID([]byte(p2))); !strings.Contains(logs, want) {
 		t.Errorf("no rotation log line %s", want)
 	}
+
+	// Each rotation is one metric increment (ending the overlap is not a
+	// rotation) and one audit event naming the secret and the version ID.
+	for _, name := range []string{"api_key_pepper", "jwt_key"} {
+		if v, ok := secMetric(t, g, fmt.Sprintf(`rampart_secret_rotations_total{secret=%q}`, name)); !ok || v != 1 {
+			t.Errorf("rampart_secret_rotations_total{secret=%q} = %v (found %v), want 1", name, v, ok)
+		}
+	}
+	want := map[string]string{"api_key_pepper": secrets.ContentID([]byte(p2)), "jwt_key": secrets.ContentID([]byte(j2))}
+	var rotated map[string]map[string]any
+	deadline := time.Now().Add(15 * time.Second) // the event is queued, not waited for
+	for {
+		rotated = map[string]map[string]any{}
+		for _, e := range auditExport(t, g) {
+			if e.Type == "secret.rotated" {
+				rotated[fmt.Sprint(e.Details["secret"])] = e.Details
+			}
+		}
+		if len(rotated) >= len(want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for name, version := range want {
+		d, ok := rotated[name]
+		if !ok || d["version"] != version || len(d) != 2 {
+			t.Errorf("audit secret.rotated for %s: %v, want exactly the secret and version %s", name, d, version)
+		}
+	}
+	if len(rotated) != len(want) {
+		t.Errorf("audit secret.rotated events for %v, want only %v", rotated, want)
+	}
 }
 
 // TestSecretDefaultsRefusedAtStart starts `rampart serve` in production
@@ -831,28 +863,43 @@ func secWaitMetric(t *testing.T, g *gateway, series string, min float64) {
 	deadline := time.After(30 * time.Second)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	c := &http.Client{Timeout: 10 * time.Second}
-	var last string
+	var last float64
 	for {
-		if resp, err := c.Get("http://" + g.admin + "/metrics"); err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			for _, line := range strings.Split(string(b), "\n") {
-				if v, ok := strings.CutPrefix(line, series+" "); ok {
-					last = v
-					var n float64
-					if _, err := fmt.Sscan(v, &n); err == nil && n >= min {
-						return
-					}
-				}
-			}
+		v, ok := secMetric(t, g, series)
+		if ok && v >= min {
+			return
 		}
+		last = v
 		select {
 		case <-deadline:
-			t.Fatalf("%s did not reach %v (last %q)", series, min, last)
+			t.Fatalf("%s did not reach %v (last %v, found %v)", series, min, last, ok)
 		case <-tick.C:
 		}
 	}
+}
+
+// secMetric reads one sample from the admin listener's /metrics.
+func secMetric(t *testing.T, g *gateway, series string) (float64, bool) {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get("http://" + g.admin + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			var n float64
+			if _, err := fmt.Sscan(v, &n); err == nil {
+				return n, true
+			}
+		}
+	}
+	return 0, false
 }
 
 // secFakeVault answers KV v2 reads (GET /v1/MOUNT/data/PATH[?version=N])
