@@ -423,7 +423,14 @@ func TestWebSocketCaps(t *testing.T) {
 // counts a connection that is being released; it proves the slot frees.
 func openWhenAdmitted(t *testing.T, c wsClients, issuer, target *gateway, key, id string) *websocket.Conn {
 	t.Helper()
-	for range 50 {
+	return pollAdmitted(t, c, issuer, target, key, id, 50, 100*time.Millisecond)
+}
+
+// pollAdmitted tries up to tries times, every interval, to open an admitted
+// connection.
+func pollAdmitted(t *testing.T, c wsClients, issuer, target *gateway, key, id string, tries int, every time.Duration) *websocket.Conn {
+	t.Helper()
+	for range tries {
 		conn := c.open(t, issuer, target, key, id)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err := conn.Write(ctx, websocket.MessageText, []byte("probe"))
@@ -437,7 +444,7 @@ func openWhenAdmitted(t *testing.T, c wsClients, issuer, target *gateway, key, i
 		if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
 			t.Fatalf("open %s: %v", id, err)
 		}
-		time.Sleep(100 * time.Millisecond) // poll interval
+		time.Sleep(every) // poll interval
 	}
 	t.Fatalf("%s: the freed slot was never admitted", id)
 	return nil
@@ -766,4 +773,27 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestWebSocketCrashedInstanceReleased: connections held by an instance
+// that is killed (SIGKILL, no clean release) stop counting toward the
+// shared per-key cap once its registry heartbeat expires, so the surviving
+// instance admits the key again.
+func TestWebSocketCrashedInstanceReleased(t *testing.T) {
+	redisURL := testRedisURL(t, 13)
+	up := startWSUpstream(t)
+	certFile, keyFile, cert := certPair(t, t.TempDir(), false, 1)
+	extra := wsRouteConfig + fmt.Sprintf("redis:\n  url: %s\nwebsocket:\n  max_per_principal: 2\n", redisURL)
+	a := startGateway(t, baseConfig(up.URL, certFile, keyFile, extra))
+	b := startGateway(t, baseConfig(up.URL, certFile, keyFile, extra))
+	c := newWSClients(cert)
+	key, _ := createKey(t, a, "ws-crash", "read")
+
+	for i := range 2 {
+		echo(t, c.open(t, a, b, key, "on-b"+strconv.Itoa(i)), websocket.MessageText, []byte("b"))
+	}
+	wantClosed(t, c.open(t, a, a, key, "over-a"), websocket.StatusPolicyViolation, "connection limit exceeded")
+	signalAndWait(t, b, syscall.SIGKILL)
+	// The heartbeat TTL is 15 s: poll for up to a minute.
+	echo(t, pollAdmitted(t, c, a, a, key, "after-crash", 120, 500*time.Millisecond), websocket.MessageText, []byte("a"))
 }
