@@ -1011,3 +1011,39 @@ func (f *secFakeVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		"data": map[string]any{"data": data, "metadata": md}, "wrap_info": nil, "warnings": nil, "auth": nil,
 	})
 }
+
+// TestSecretDefaultWarnsInDevelopment shows the other half of the refusal
+// rule: in development mode a known default secret (here the JWT key)
+// does not stop the start but is logged as a warning that names the secret
+// and not the value.
+func TestSecretDefaultWarnsInDevelopment(t *testing.T) {
+	up := startUpstream(t)
+	t.Setenv("RAMPART_E2E_DEV_JWT", "your-secret-key-here-change-in-production")
+	g := startGateway(t, fmt.Sprintf(`mode: development
+log: {level: info, format: json}
+server:
+  listen: 127.0.0.1:0
+  http_listen: ""
+  admin_listen: 127.0.0.1:0
+tls:
+  self_signed: true
+upstream:
+  url: %s
+routes:
+  - name: people
+    path: /people/*
+    auth: user
+secrets:
+  jwt_key: env:RAMPART_E2E_DEV_JWT
+identity:
+  enabled: true
+  bcrypt_cost: 10
+`, up.URL))
+	logs := g.logs.String()
+	if !strings.Contains(logs, `"msg":"weak secret configuration","secret":"jwt_key"`) {
+		t.Errorf("no warning naming jwt_key:\n%s", logs)
+	}
+	if strings.Contains(logs, "your-secret-key-here-change-in-production") {
+		t.Error("the default value appears in the output")
+	}
+}
