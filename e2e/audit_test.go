@@ -482,3 +482,33 @@ func TestAuditDevelopmentConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditConfigEventMasksSecrets: the config.loaded event lists the
+// settings but never a password from a URL.
+func TestAuditConfigEventMasksSecrets(t *testing.T) {
+	g, _ := auditGateway(t, "redis:\n  url: redis://:hunter2-audit-secret@127.0.0.1:1/0\n")
+	signalAndWait(t, g, syscall.SIGTERM)
+	var cfgEvent *exportedEvent
+	evs := auditExport(t, g)
+	for i, e := range evs {
+		if e.Type == "config.loaded" {
+			cfgEvent = &evs[i]
+		}
+	}
+	if cfgEvent == nil {
+		t.Fatal("no config.loaded event")
+	}
+	b, _ := json.Marshal(cfgEvent)
+	if !strings.Contains(string(b), "redis.url") {
+		t.Fatalf("config.loaded does not list redis.url: %s", b)
+	}
+	if bytes.Contains(b, []byte("hunter2-audit-secret")) {
+		t.Fatalf("config.loaded holds the Redis password: %s", b)
+	}
+	files, _ := filepath.Glob(filepath.Join(auditDir(g), "*"))
+	for _, f := range files {
+		if data, _ := os.ReadFile(f); bytes.Contains(data, []byte("hunter2-audit-secret")) {
+			t.Fatalf("%s holds the Redis password", filepath.Base(f))
+		}
+	}
+}
