@@ -797,3 +797,32 @@ func TestWebSocketCrashedInstanceReleased(t *testing.T) {
 	// The heartbeat TTL is 15 s: poll for up to a minute.
 	echo(t, pollAdmitted(t, c, a, a, key, "after-crash", 120, 500*time.Millisecond), websocket.MessageText, []byte("a"))
 }
+
+// TestWebSocketTicketBoundToOrigin: with websocket.bind_origin a ticket
+// works only with the Origin it was requested from (and is used up by a
+// wrong one).
+func TestWebSocketTicketBoundToOrigin(t *testing.T) {
+	up := startWSUpstream(t)
+	g, cert := wsGateway(t, up, "websocket:\n  bind_origin: true\n")
+	c := newWSClients(cert)
+	key, _ := createKey(t, g, "ws-origin", "read")
+	app := http.Header{"Origin": {"https://app.example.com"}}
+	ticket := func() string {
+		resp, body := do(t, c.https, "POST", "https://"+g.public+"/.rampart/ws/ticket", nil,
+			map[string]string{"X-API-Key": key, "Origin": app.Get("Origin")})
+		var v struct{ Ticket string }
+		if resp.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &v) != nil {
+			t.Fatalf("ticket: %d %s", resp.StatusCode, body)
+		}
+		return v.Ticket
+	}
+	tk := ticket()
+	c.wsRefused(t, g, "no Origin", "ticket="+url.QueryEscape(tk), nil, http.StatusUnauthorized)
+	c.wsRefused(t, g, "right Origin after a wrong try", "ticket="+url.QueryEscape(tk), app, http.StatusUnauthorized)
+	conn, _, err := c.dial(g, "ticket="+url.QueryEscape(ticket()), app)
+	if err != nil {
+		t.Fatalf("bound ticket with its Origin: %v", err)
+	}
+	defer conn.CloseNow()
+	echo(t, conn, websocket.MessageText, []byte("bound"))
+}
