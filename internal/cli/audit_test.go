@@ -105,3 +105,20 @@ func TestParseSince(t *testing.T) {
 		})
 	}
 }
+
+func TestAuditNeedsDirOrConfig(t *testing.T) {
+	for _, sub := range []string{"verify", "export", "tail", "prune"} {
+		args := []string{"audit", sub}
+		if sub == "prune" {
+			args = append(args, "--retention-days", "30")
+		}
+		code, _, errOut := runAuditCLI(args...)
+		if code == 0 || !strings.Contains(errOut, "--dir or --config is required") {
+			t.Errorf("audit %s without --dir or --config: exit %d, %q", sub, code, errOut)
+		}
+	}
+	code, _, errOut := runAuditCLI("audit", "verify", "-c", filepath.Join(t.TempDir(), "missing.yaml"))
+	if code == 0 || code == auditExitProblem {
+		t.Errorf("verify -c with a missing config: exit %d (%q), want a plain failure", code, errOut)
+	}
+}
