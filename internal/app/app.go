@@ -259,7 +259,11 @@ func (a *App) publicHandler() (http.Handler, error) {
 			return nil, err
 		}
 		keyAuth := st.auth.Require(auth.Policy{Auth: auth.AuthAPIKey, Permission: auth.PermissionRead})
-		tickets := chain(st.tickets.Handler(), always, st.ticketAuth(keyAuth), postLimit)
+		ticketChain := []middleware{always}
+		if st.audit != nil { // a ticket request is state-changing: audited like one
+			ticketChain = append(ticketChain, audit.Middleware(st.audit, audit.MiddlewareOptions{NoWait: !cfg.Audit.Wait, Log: a.log}))
+		}
+		tickets := chain(st.tickets.Handler(), append(ticketChain, st.ticketAuth(keyAuth), postLimit)...)
 		mws = append(mws, exactPath(cfg.WebSocket.TicketPath, tickets))
 	}
 	if st.people != nil {
