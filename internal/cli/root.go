@@ -68,6 +68,7 @@ func newRootCmd() *cobra.Command {
 		newVerifyCmd(),
 		newKeysCmd(), newMigrateCmd(),
 		newUsersCmd(),
+		newPolicyCmd(),
 		// commands: one constructor per line, each in its own file.
 	)
 	return root
