@@ -47,23 +47,24 @@ type stack struct {
 	log *slog.Logger
 	now func() time.Time
 
-	reg     *prometheus.Registry
-	metrics *metrics.Metrics
-	secrets *secrets.Manager
-	store   store.Store
-	peppers *apikey.Keyring
-	auth    *auth.Authenticator
-	keys    *admin.Manager
-	redis   goredis.UniversalClient
-	limiter ratelimit.Limiter
-	rules   []config.LimitRule
-	preAuth []ratelimit.Rule
-	audit   *audit.Logger
-	agg     *audit.Aggregator
-	tickets *wsgate.Tickets
-	gate    *wsgate.Gate
-	wsReg   *wsredis.Registry
-	people  *identity.Service
+	reg       *prometheus.Registry
+	metrics   *metrics.Metrics
+	secrets   *secrets.Manager
+	store     store.Store
+	peppers   *apikey.Keyring
+	auth      *auth.Authenticator
+	keys      *admin.Manager
+	redis     goredis.UniversalClient
+	limiter   ratelimit.Limiter
+	rules     []config.LimitRule
+	preAuth   []ratelimit.Rule
+	audit     *audit.Logger
+	agg       *audit.Aggregator
+	tickets   *wsgate.Tickets
+	gate      *wsgate.Gate
+	wsReg     *wsredis.Registry
+	people    *identity.Service
+	auditFile *audit.FileSink
 
 	closers []func(context.Context) error // run in reverse order at shutdown
 }
@@ -220,6 +221,18 @@ func (s *stack) secretChanged(name string) {
 			s.log.Error("JWT key rotation refused", "error", err)
 		}
 	}
+	if (name == secretSeal || name == secretAuditEnc) && s.auditFile != nil {
+		seal, err := auditKeyring(secretSeal, s.ring(secretSeal))
+		if err == nil {
+			var enc audit.Keyring
+			if enc, err = auditKeyring(secretAuditEnc, s.ring(secretAuditEnc)); err == nil {
+				err = s.auditFile.SetKeys(seal, enc)
+			}
+		}
+		if err != nil {
+			s.log.Error("audit key rotation refused", "error", err)
+		}
+	}
 }
 
 // secretRotated runs after a provider returned a new current version
@@ -332,6 +345,7 @@ func (s *stack) buildAudit(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
+	s.auditFile = file
 	sinks := []audit.Sink{file}
 	if a.Stdout {
 		sinks = append(sinks, audit.NewStreamSink(os.Stdout))

@@ -532,3 +532,37 @@ func (s *FileSink) Close() error {
 
 // isNotExist reports a missing file.
 func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
+
+// SetKeys replaces the seal and encryption keyrings after a secret rotation,
+// without a restart: the next seal (segment rotation or close) uses
+// seal.Current and the next record enc.Current. The previous keys must stay
+// in the keyrings given to Verify and Export for what was written under
+// them. On error nothing changes.
+func (s *FileSink) SetKeys(seal, enc Keyring) error {
+	if seal.Empty() {
+		return errors.New("audit file sink: a seal key is required")
+	}
+	if err := seal.Validate(); err != nil {
+		return fmt.Errorf("audit seal keys: %w", err)
+	}
+	var aead cipher.AEAD
+	if s.o.Encrypt {
+		if enc.Empty() {
+			return errors.New("audit file sink: encrypt is on but no encryption key is given")
+		}
+		if err := enc.Validate(); err != nil {
+			return fmt.Errorf("audit encryption keys: %w", err)
+		}
+		var err error
+		if aead, err = newAEAD(enc.Current.Secret); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.o.SealKeys = seal
+	if s.o.Encrypt {
+		s.o.EncryptionKeys, s.aead, s.fp = enc, aead, enc.Current.fingerprint()
+	}
+	return nil
+}
