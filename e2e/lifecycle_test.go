@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptrace"
@@ -254,5 +255,73 @@ func TestDemoCurlLines(t *testing.T) {
 		case status != "200" && status != "201":
 			t.Errorf("%s: not a success:\n%s", line, s)
 		}
+	}
+}
+
+// TestConfigReloadAudited: SIGHUP re-reads the config file; a change that
+// needs a restart is written to the audit log as config.reloaded naming the
+// setting, a broken file is refused and audited, and the running
+// configuration stays in force either way.
+func TestConfigReloadAudited(t *testing.T) {
+	up := startUpstream(t)
+	certFile, keyFile, cert := certPair(t, t.TempDir(), false, 11)
+	cfg := baseConfig(up.URL, certFile, keyFile, "")
+	g := startGateway(t, cfg)
+	c := client(cert, nil)
+
+	changed := strings.Replace(cfg, `allowed_origins: ["https://app.example.com"]`, `allowed_origins: ["https://other.example.com"]`, 1)
+	if changed == cfg {
+		t.Fatal("baseConfig no longer has the origin this test changes")
+	}
+	hup := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(g.config, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		before := strings.Count(g.logs.String(), "certificate reloaded")
+		if err := g.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; strings.Count(g.logs.String(), "certificate reloaded") == before; i++ {
+			if i > 200 {
+				t.Fatal("SIGHUP was not handled")
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+	}
+	hup(changed)
+	hup("mode: [broken")
+	// The running CORS policy is still the one it started with.
+	resp, _ := get(t, c, "https://"+g.public+"/public/x", map[string]string{"Origin": "https://app.example.com"})
+	if resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" {
+		t.Errorf("CORS changed without a restart: %q", resp.Header.Get("Access-Control-Allow-Origin"))
+	}
+	g.stop(t)
+	if err := os.WriteFile(g.config, []byte(changed), 0o600); err != nil { // audit export -c reads it
+		t.Fatal(err)
+	}
+
+	var reloaded, rejected bool
+	for _, ev := range auditExport(t, g) {
+		if ev.Type != "config.reloaded" {
+			continue
+		}
+		switch ev.Outcome {
+		case "rejected":
+			rejected = true
+		default:
+			pending, _ := ev.Details["restart_required"].([]any)
+			for _, p := range pending {
+				if p == "cors.allowed_origins" {
+					reloaded = true
+				}
+			}
+			if !strings.Contains(fmt.Sprint(ev.Details["changed"]), "other.example.com") {
+				t.Errorf("config.reloaded does not show the new value: %v", ev.Details)
+			}
+		}
+	}
+	if !reloaded || !rejected {
+		t.Errorf("config.reloaded events: changed %v, rejected %v", reloaded, rejected)
 	}
 }

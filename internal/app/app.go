@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +46,10 @@ import (
 type Options struct {
 	Log *slog.Logger
 	Now func() time.Time
+	// ConfigPath and Environ are where the config came from; when set,
+	// Reload re-reads it and audits what changed.
+	ConfigPath string
+	Environ    []string
 }
 
 // App is a configured gateway, ready to listen.
@@ -55,6 +60,9 @@ type App struct {
 	proxy *proxy.Proxy
 
 	stack *stack
+
+	configPath string   // re-read by Reload; empty: the config did not come from a file
+	environ    []string // RAMPART_* overrides for that re-read
 
 	certFile *certs.FileSource // nil unless certificates come from files
 	acme     *certs.ACMESource // nil unless ACME is on
@@ -80,7 +88,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	if err := devSecrets(&cfg, opts.Log); err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: opts.Log, now: opts.Now}
+	a := &App{cfg: cfg, log: opts.Log, now: opts.Now, configPath: opts.ConfigPath, environ: opts.Environ}
 	if a.stack, err = buildStack(ctx, cfg, opts.Log, opts.Now); err != nil {
 		return nil, err
 	}
@@ -577,6 +585,7 @@ func (a *App) Addrs() (public, httpAddr, admin string) {
 // Reload re-reads what can change without a restart: the certificate files
 // and the secrets (a rotated pepper takes effect at once).
 func (a *App) Reload(ctx context.Context) {
+	a.reloadConfig(ctx)
 	if a.stack.secrets != nil {
 		if err := a.stack.secrets.Refresh(ctx); err != nil {
 			a.log.Error("secrets refresh", "error", err)
@@ -718,4 +727,49 @@ func (a *App) every(ctx context.Context, interval time.Duration, f func()) {
 			f()
 		}
 	}
+}
+
+// reloadConfig re-reads the config file on SIGHUP and writes a
+// config.reloaded audit event naming every setting that changed (secret
+// references masked). Certificates and secrets are re-read by Reload
+// itself; any other change needs a restart to apply, which the event and a
+// warning say, so an operator never believes a change is live when it is not.
+func (a *App) reloadConfig(ctx context.Context) {
+	if a.configPath == "" {
+		return
+	}
+	next, _, err := config.Load(a.configPath, a.environ)
+	if err != nil {
+		a.log.Error("config reload refused: the running configuration stays", "error", err)
+		ev := audit.Event{Type: audit.TypeConfigReloaded, Outcome: "rejected", Details: map[string]any{"error": redact.Error(err)}}
+		a.stack.record(ctx, ev)
+		return
+	}
+	if err := devSecrets(&next, a.log); err != nil {
+		a.log.Error("config reload", "error", err)
+		return
+	}
+	old, cur := config.Flatten(a.cfg), config.Flatten(next)
+	ev := audit.ConfigEvent(old, cur, nil)
+	var pending []string
+	for k, v := range cur {
+		if old[k] != v {
+			pending = append(pending, k)
+		}
+	}
+	for k := range old {
+		if _, ok := cur[k]; !ok {
+			pending = append(pending, k)
+		}
+	}
+	if len(pending) == 0 {
+		return
+	}
+	slices.Sort(pending)
+	if ev.Details == nil {
+		ev.Details = map[string]any{}
+	}
+	ev.Details["restart_required"] = pending
+	a.stack.record(ctx, ev)
+	a.log.Warn("configuration changed on disk; restart to apply", "settings", pending)
 }

@@ -25,7 +25,8 @@ func newServeCmd() *cobra.Command {
 
 In production mode rampart refuses to start while any checklist rule is broken
 (no TLS, weak HSTS, permissive CORS, debug endpoints, a public admin listener,
-...) and lists every problem at once. SIGHUP reloads certificates; SIGTERM and
+...) and lists every problem at once. SIGHUP re-reads certificates and secrets
+(and audits any other change to the file, which needs a restart); SIGTERM and
 SIGINT drain in-flight requests within server.shutdown_timeout.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -37,7 +38,7 @@ SIGINT drain in-flight requests within server.shutdown_timeout.`,
 			if err != nil {
 				return err
 			}
-			return serve(cmd.Context(), cfg, log)
+			return serve(cmd.Context(), cfg, log, path)
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", defaultConfigPath(), "configuration file (env RAMPART_CONFIG)")
@@ -69,8 +70,8 @@ func indent(s string) string {
 }
 
 // serve runs a validated config until ctx ends, reloading on SIGHUP.
-func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	a, err := app.New(ctx, cfg, app.Options{Log: log})
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, path string) error {
+	a, err := app.New(ctx, cfg, app.Options{Log: log, ConfigPath: path, Environ: os.Environ()})
 	if err != nil {
 		return err
 	}
