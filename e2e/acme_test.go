@@ -14,12 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rampart-security/rampart/internal/testutil/pebble"
+	"github.com/rampart-security/rampart/internal/pebbletest"
 )
 
 // acmeE2EHost is the name rampart obtains a certificate for. autocert
 // refuses single-label names, so Pebble's validation authority resolves
-// it to 127.0.0.1 through the test DNS server of package testutil/pebble.
+// it to 127.0.0.1 through the test DNS server of package pebbletest.
 const acmeE2EHost = "rampart.test"
 
 // TestACMEThroughBinary runs `rampart serve` in production mode with
@@ -31,7 +31,7 @@ const acmeE2EHost = "rampart.test"
 // Pebble stopped, a restarted rampart serves the certificate from its
 // cache_dir.
 func TestACMEThroughBinary(t *testing.T) {
-	bin := pebble.Binary(t)
+	bin := pebbletest.Binary(t)
 	tests := []struct {
 		name string
 		// reach picks the ports Pebble validates on from rampart's public
@@ -46,9 +46,9 @@ func TestACMEThroughBinary(t *testing.T) {
 			up := startUpstream(t)
 			// Pebble must know rampart's ports when it starts, and rampart
 			// Pebble's directory, so rampart's ports are chosen up front.
-			publicAddr, httpAddr, closedAddr := pebble.FreeAddr(t), pebble.FreeAddr(t), pebble.FreeAddr(t)
+			publicAddr, httpAddr, closedAddr := pebbletest.FreeAddr(t), pebbletest.FreeAddr(t), pebbletest.FreeAddr(t)
 			pTLS, pHTTP := tc.reach(acmePort(t, publicAddr), acmePort(t, httpAddr), acmePort(t, closedAddr))
-			pb := pebble.Start(t, bin, pebble.Options{Host: acmeE2EHost, TLSPort: pTLS, HTTPPort: pHTTP})
+			pb := pebbletest.Start(t, bin, pebbletest.Options{Host: acmeE2EHost, TLSPort: pTLS, HTTPPort: pHTTP})
 
 			cacheDir := filepath.Join(t.TempDir(), "acme")
 			config := func(publicAddr, httpAddr string) string {

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rampart-security/rampart/internal/testutil/pebble"
+	"github.com/rampart-security/rampart/internal/pebbletest"
 )
 
 func TestNewACMESourceValidation(t *testing.T) {
@@ -87,7 +87,7 @@ const acmeHost = "rampart.test"
 // http-01 on the HTTP listener, and shows a TLS client receiving a
 // certificate that chains to Pebble's root.
 func TestACMEPebble(t *testing.T) {
-	bin := pebble.Binary(t)
+	bin := pebbletest.Binary(t)
 	tests := []struct {
 		name      string
 		challenge string
@@ -98,7 +98,7 @@ func TestACMEPebble(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tlsLn, httpLn := listen(t), listen(t)
-			pb := pebble.Start(t, bin, pebble.Options{Host: acmeHost, HTTPPort: port(t, httpLn), TLSPort: port(t, tlsLn)})
+			pb := pebbletest.Start(t, bin, pebbletest.Options{Host: acmeHost, HTTPPort: port(t, httpLn), TLSPort: port(t, tlsLn)})
 
 			cacheDir := filepath.Join(t.TempDir(), "acme")
 			src, err := NewACMESource(ACMEOptions{

@@ -1,11 +1,11 @@
-// Package pebble runs a real Pebble ACME server (github.com/letsencrypt/pebble)
+// Package pebbletest runs a real Pebble ACME server (github.com/letsencrypt/pebble)
 // on loopback for tests, with a small DNS server for its validation
 // authority so that a dotted test name such as "rampart.test" resolves to
 // 127.0.0.1. Validation is real: Pebble connects to the ports it is given
 // and checks the http-01 or tls-alpn-01 response there.
 //
 // It is test support only: nothing outside _test.go files imports it.
-package pebble
+package pebbletest
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package pebble
+package pebbletest
 
 import (
 	"encoding/binary"
