@@ -38,6 +38,19 @@ func (f *usersFlags) storeURL() string {
 
 // manager opens the store and builds an identity.Manager; call the
 // returned close.
+// withManager opens the store for a subcommand, runs it with the account
+// manager, and closes the store.
+func (f *usersFlags) withManager(run func(cmd *cobra.Command, args []string, m *identity.Manager) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		m, closeStore, err := f.manager(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer closeStore()
+		return run(cmd, args, m)
+	}
+}
+
 func (f *usersFlags) manager(ctx context.Context) (*identity.Manager, func(), error) {
 	s, err := openStore(ctx, f.storeURL())
 	if err != nil {
@@ -93,12 +106,7 @@ func newUsersCreateCmd(f *usersFlags) *cobra.Command {
 		Use:   "create --username NAME [--email ADDR] [--roles read,write,admin] [--password-stdin]",
 		Short: "Create a user; prints a generated password once",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, closeStore, err := f.manager(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer closeStore()
+		RunE: f.withManager(func(cmd *cobra.Command, _ []string, m *identity.Manager) error {
 			uname, err := identity.CanonicalUsername(name)
 			if err != nil {
 				return withExitCode(2, err)
@@ -146,7 +154,7 @@ func newUsersCreateCmd(f *usersFlags) *cobra.Command {
 				fmt.Fprintln(out, password)
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&name, "username", "", "login name: a-z, 0-9, . _ - @ (required)")
 	cmd.Flags().StringVar(&email, "email", "", "e-mail address (kept for export; nothing is sent)")
@@ -176,12 +184,7 @@ func newUsersListCmd(f *usersFlags) *cobra.Command {
 		Use:   "list",
 		Short: "List users: status, roles, MFA, last login (never a secret)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, closeStore, err := f.manager(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer closeStore()
+		RunE: f.withManager(func(cmd *cobra.Command, _ []string, m *identity.Manager) error {
 			us, err := m.List(cmd.Context())
 			if err != nil {
 				return err
@@ -219,7 +222,7 @@ func newUsersListCmd(f *usersFlags) *cobra.Command {
 					strings.Join(u.Roles, ","), mfa, agoOr(now, u.LastLoginAt, "never"), ago(now, u.CreatedAt))
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
@@ -230,12 +233,8 @@ func newUsersStatusCmd(f *usersFlags, verb, short string) *cobra.Command {
 		Use:   verb + " USERNAME",
 		Short: short,
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			m, closeStore, err := f.manager(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer closeStore()
+		RunE: f.withManager(func(cmd *cobra.Command, args []string, m *identity.Manager) error {
+			var err error
 			switch verb {
 			case "lock":
 				err = m.Lock(cmd.Context(), args[0])
@@ -249,7 +248,7 @@ func newUsersStatusCmd(f *usersFlags, verb, short string) *cobra.Command {
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "%sed %s\n", strings.TrimSuffix(verb, "e"), args[0])
 			return nil
-		},
+		}),
 	}
 }
 
@@ -258,12 +257,7 @@ func newUsersRolesCmd(f *usersFlags) *cobra.Command {
 		Use:   "roles USERNAME ROLE[,ROLE...]",
 		Short: "Replace a user's roles (read, write, admin) and end their sessions",
 		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			m, closeStore, err := f.manager(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer closeStore()
+		RunE: f.withManager(func(cmd *cobra.Command, args []string, m *identity.Manager) error {
 			if err := m.SetRoles(cmd.Context(), args[0], strings.Split(args[1], ",")); err != nil {
 				if errors.Is(err, identity.ErrInvalid) {
 					return withExitCode(2, err)
@@ -272,7 +266,7 @@ func newUsersRolesCmd(f *usersFlags) *cobra.Command {
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "roles of %s set to %s; their sessions ended\n", args[0], args[1])
 			return nil
-		},
+		}),
 	}
 }
 
@@ -281,18 +275,13 @@ func newUsersResetMFACmd(f *usersFlags) *cobra.Command {
 		Use:   "reset-mfa USERNAME",
 		Short: "Remove a user's TOTP secret and backup codes and end their sessions",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			m, closeStore, err := f.manager(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer closeStore()
+		RunE: f.withManager(func(cmd *cobra.Command, args []string, m *identity.Manager) error {
 			if err := m.ResetMFA(cmd.Context(), args[0]); err != nil {
 				return userErr(err)
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "MFA of %s removed; they enrol again after their next login\n", args[0])
 			return nil
-		},
+		}),
 	}
 }
 
@@ -307,12 +296,7 @@ func newUsersResetPasswordCmd(f *usersFlags) *cobra.Command {
 Give it to them over a channel you trust; Rampart sends no e-mail or SMS.
 Using it ends all their sessions and clears a failed-login lockout.`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			m, closeStore, err := f.manager(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer closeStore()
+		RunE: f.withManager(func(cmd *cobra.Command, args []string, m *identity.Manager) error {
 			tok, exp, err := m.ResetPasswordToken(cmd.Context(), args[0])
 			if err != nil {
 				return userErr(err)
@@ -320,7 +304,7 @@ Using it ends all their sessions and clears a failed-login lockout.`,
 			fmt.Fprintf(cmd.ErrOrStderr(), "reset token for %s, valid until %s, usable once\n", args[0], exp.Format(time.RFC3339))
 			fmt.Fprintln(cmd.OutOrStdout(), tok)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().DurationVar(&f.resetTTL, "ttl", identity.DefaultResetTTL, "how long the token stays valid")
 	return cmd
@@ -332,12 +316,7 @@ func newUsersExportCmd(f *usersFlags) *cobra.Command {
 		Use:   "export USERNAME [-o FILE]",
 		Short: "Print everything stored about a user as JSON (GDPR access request)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			m, closeStore, err := f.manager(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer closeStore()
+		RunE: f.withManager(func(cmd *cobra.Command, args []string, m *identity.Manager) error {
 			ex, err := m.Export(cmd.Context(), args[0])
 			if err != nil {
 				return userErr(err)
@@ -358,7 +337,7 @@ func newUsersExportCmd(f *usersFlags) *cobra.Command {
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s\n", output)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this new file (mode 0600) instead of stdout")
 	return cmd
