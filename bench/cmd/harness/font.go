@@ -3,7 +3,7 @@ package main
 import (
 	"image"
 	"image/color"
-	"strings"
+	"unicode"
 )
 
 // glyphs is a 5×7 bitmap font for the characters the plots use. Lower-case
@@ -75,8 +75,11 @@ func textWidth(s string, scale int) int {
 // drawText draws s with its top-left corner at (x, y); characters without a
 // glyph are drawn as '?'-less blanks.
 func drawText(img *image.RGBA, x, y int, s string, scale int, c color.Color) {
-	for _, r := range strings.ToUpper(s) {
+	for _, r := range s {
 		g, ok := glyphs[r]
+		if !ok {
+			g, ok = glyphs[unicode.ToUpper(r)]
+		}
 		if ok {
 			for row, line := range g {
 				for col, px := range line {
