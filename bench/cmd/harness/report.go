@@ -253,7 +253,7 @@ func markdown(r *Results, plots []string, pngRel, components, notes string) stri
 		}
 	}
 	p("- Plain HTTP: rampart serves its API over TLS only (production mode refuses plain HTTP; `server.http_listen` only redirects), so only HTTPS is compared.\n")
-	p("- HTTP/2 from clients: wrk and loadgen speak HTTP/1.1, as the issue's table does; every target offers h2 by ALPN but none is measured with it.\n")
+	p("- HTTP/2 from clients: wrk and loadgen speak HTTP/1.1, as the issue's table does; the Go targets and Caddy offer h2 by ALPN, but no target is measured with it.\n")
 	p("- CPU of Redis and PostgreSQL: they share the proxy core and lower its throughput, but the CPU column counts the rampart process only.\n\n")
 
 	p("## Component benchmarks\n\n")
