@@ -826,3 +826,28 @@ func TestWebSocketTicketBoundToOrigin(t *testing.T) {
 	defer conn.CloseNow()
 	echo(t, conn, websocket.MessageText, []byte("bound"))
 }
+
+// TestWebSocketRevokedFromCLI: `rampart keys revoke -c` on an operator's
+// machine reaches running gateways through Redis: the key's socket closes
+// with 1008 and the key is refused at once, as with the admin API.
+func TestWebSocketRevokedFromCLI(t *testing.T) {
+	redisURL := testRedisURL(t, 12)
+	up := startWSUpstream(t)
+	certFile, keyFile, cert := certPair(t, t.TempDir(), false, 1)
+	extra := wsRouteConfig + fmt.Sprintf("redis:\n  url: %s\n", redisURL)
+	g := startGateway(t, baseConfig(up.URL, certFile, keyFile, extra))
+	c := newWSClients(cert)
+	key, keyID := createKey(t, g, "ws-cli", "read")
+	conn := c.open(t, g, g, key, "cli-0")
+	echo(t, conn, websocket.MessageText, []byte("before"))
+
+	g.keys(t, "revoke", keyID)
+	if code, why := readClose(t, conn, 10*time.Second); code != websocket.StatusPolicyViolation {
+		t.Fatalf("socket after CLI revocation: %d %q, want 1008", code, why)
+	}
+	// Within auth.cache_ttl at most; at once with Redis.
+	resp, _ := do(t, c.https, "POST", "https://"+g.public+"/.rampart/ws/ticket", nil, map[string]string{"X-API-Key": key})
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("revoked key asking for a ticket: %d, want 401", resp.StatusCode)
+	}
+}

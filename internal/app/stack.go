@@ -753,12 +753,48 @@ func OpenKeys(ctx context.Context, cfg config.Config) (m *admin.Manager, closeFn
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err = admin.NewManager(admin.ManagerOptions{Store: st, Keyring: ring, Env: keyEnv(cfg)})
+	closers := []func() error{st.Close}
+	closeAll := func() error {
+		var errs []error
+		for i := len(closers) - 1; i >= 0; i-- {
+			errs = append(errs, closers[i]())
+		}
+		return errors.Join(errs...)
+	}
+	var onChange func(context.Context, admin.Change)
+	if cfg.Redis.URL != "" {
+		// Running gateways learn of a revocation or rotation at once, as
+		// when it is made through the admin API: caches drop the key and
+		// its WebSockets close on every instance.
+		opts, err := goredis.ParseURL(cfg.Redis.URL)
+		if err != nil {
+			closeAll()
+			return nil, nil, errors.New("redis.url: not a valid Redis URL")
+		}
+		c := goredis.NewClient(opts)
+		closers = append(closers, c.Close)
+		rev, err := wsredis.NewRevocations(c, wsredis.RevocationsOptions{})
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		onChange = func(ctx context.Context, ch admin.Change) {
+			if ch.Action == "create" {
+				return
+			}
+			ctx = context.WithoutCancel(ctx)
+			_ = c.Publish(ctx, keyInvalidations, ch.KeyID).Err()
+			if ch.Action == "revoke" {
+				_ = rev.Publish(ctx, wsgate.Revocation{KeyID: ch.KeyID})
+			}
+		}
+	}
+	m, err = admin.NewManager(admin.ManagerOptions{Store: st, Keyring: ring, Env: keyEnv(cfg), OnChange: onChange})
 	if err != nil {
-		st.Close()
+		closeAll()
 		return nil, nil, err
 	}
-	return m, st.Close, nil
+	return m, closeAll, nil
 }
 
 // keyEnv is the prefix of new keys: rk_test_ in development, so a key made
