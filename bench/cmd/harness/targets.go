@@ -583,6 +583,7 @@ https://%s {
 		transport http {
 			keepalive 90s
 			keepalive_idle_conns 256
+			keepalive_idle_conns_per_host 256
 		}
 	}
 }
