@@ -11,16 +11,16 @@ import (
 	"github.com/rampart-security/rampart/internal/ratelimit"
 )
 
-// benchConcurrency matches redis-benchmark -c in scripts/bench-redis-limiter.
+// benchConcurrency matches redis-benchmark -c in scripts/bench-limiters.
 const benchConcurrency = 64
 
 // benchLimit is 1,000,000/s: interval 1 µs, burst 1,000,000, so the script
-// runs its full admit-and-write path; scripts/bench-redis-limiter passes the
+// runs its full admit-and-write path; scripts/bench-limiters passes the
 // same arguments to redis-benchmark.
 var benchLimit = ratelimit.Limit{Count: 1_000_000, Period: time.Second}
 
 // TestLimiterScriptLoad loads the decision script and logs its SHA, for
-// scripts/bench-redis-limiter (go test -run TestLimiterScriptLoad -v).
+// scripts/bench-limiters (go test -run TestLimiterScriptLoad -v).
 func TestLimiterScriptLoad(t *testing.T) {
 	c := testClient(t)
 	src, sha := LimiterScript()
