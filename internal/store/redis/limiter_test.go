@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -20,46 +19,14 @@ import (
 
 	"github.com/rampart-security/rampart/internal/ratelimit"
 	"github.com/rampart-security/rampart/internal/ratelimit/ratelimittest"
+	"github.com/rampart-security/rampart/internal/redistest"
 )
 
-// testClient connects to RAMPART_TEST_REDIS_URL, skipping the test when it
-// is unset (failing when RAMPART_TEST_REQUIRE_SERVICES=1).
-func testClient(t testing.TB) *goredis.Client {
-	t.Helper()
-	u := os.Getenv("RAMPART_TEST_REDIS_URL")
-	if u == "" {
-		if os.Getenv("RAMPART_TEST_REQUIRE_SERVICES") == "1" {
-			t.Fatal("RAMPART_TEST_REDIS_URL is not set")
-		}
-		t.Skip("RAMPART_TEST_REDIS_URL is not set")
-	}
-	opts, err := goredis.ParseURL(u)
-	if err != nil {
-		t.Fatalf("RAMPART_TEST_REDIS_URL: %v", err)
-	}
-	opts.PoolSize = 64
-	c := goredis.NewClient(opts)
-	t.Cleanup(func() { _ = c.Close() })
-	if err := c.Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("redis at %s: %v", u, err)
-	}
-	return c
-}
+// testClient connects to the test Redis (see redistest.Client).
+func testClient(t testing.TB) *goredis.Client { return redistest.Client(t, 64) }
 
-// testPrefix is a key prefix unique to the test; its keys are deleted when
-// the test ends.
-func testPrefix(t testing.TB, c *goredis.Client) string {
-	t.Helper()
-	p := fmt.Sprintf("rampart-test:%s:%d:", strings.ReplaceAll(t.Name(), "/", "."), time.Now().UnixNano())
-	t.Cleanup(func() {
-		ctx := context.Background()
-		iter := c.Scan(ctx, 0, p+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			c.Del(ctx, iter.Val())
-		}
-	})
-	return p
-}
+// testPrefix is a key prefix unique to the test (see redistest.Prefix).
+func testPrefix(t testing.TB, c *goredis.Client) string { return redistest.Prefix(t, c) }
 
 func newTestLimiter(t testing.TB, c *goredis.Client, prefix string) *Limiter {
 	t.Helper()

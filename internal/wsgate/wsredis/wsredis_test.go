@@ -6,14 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/rampart-security/rampart/internal/redistest"
 	"github.com/rampart-security/rampart/internal/wsgate"
 	"github.com/rampart-security/rampart/internal/wsgate/wsgatetest"
 	"github.com/rampart-security/rampart/internal/wsgate/wsredis"
@@ -21,43 +20,11 @@ import (
 
 var quiet = slog.New(slog.DiscardHandler)
 
-// testClient connects to RAMPART_TEST_REDIS_URL, skipping the test when it
-// is unset (failing when RAMPART_TEST_REQUIRE_SERVICES=1).
-func testClient(t testing.TB) *goredis.Client {
-	t.Helper()
-	u := os.Getenv("RAMPART_TEST_REDIS_URL")
-	if u == "" {
-		if os.Getenv("RAMPART_TEST_REQUIRE_SERVICES") == "1" {
-			t.Fatal("RAMPART_TEST_REDIS_URL is not set")
-		}
-		t.Skip("RAMPART_TEST_REDIS_URL is not set")
-	}
-	opts, err := goredis.ParseURL(u)
-	if err != nil {
-		t.Fatalf("RAMPART_TEST_REDIS_URL: %v", err)
-	}
-	c := goredis.NewClient(opts)
-	t.Cleanup(func() { _ = c.Close() })
-	if err := c.Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("redis at %s: %v", u, err)
-	}
-	return c
-}
+// testClient connects to the test Redis (see redistest.Client).
+func testClient(t testing.TB) *goredis.Client { return redistest.Client(t, 0) }
 
-// testPrefix is a key prefix unique to the test; its keys are deleted when
-// the test ends.
-func testPrefix(t testing.TB, c *goredis.Client) string {
-	t.Helper()
-	p := fmt.Sprintf("rampart-test:%s:%d:", strings.ReplaceAll(t.Name(), "/", "."), time.Now().UnixNano())
-	t.Cleanup(func() {
-		ctx := context.Background()
-		iter := c.Scan(ctx, 0, p+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			c.Del(ctx, iter.Val())
-		}
-	})
-	return p
-}
+// testPrefix is a key prefix unique to the test (see redistest.Prefix).
+func testPrefix(t testing.TB, c *goredis.Client) string { return redistest.Prefix(t, c) }
 
 func newRegistry(t testing.TB, c *goredis.Client, o wsredis.RegistryOptions) *wsredis.Registry {
 	t.Helper()
