@@ -156,6 +156,7 @@ func demoKeys(ctx context.Context, a *app.App) (read, write string, err error) {
 }
 
 func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
+	tuneRuntime(os.Getenv)
 	api := demo.NewSampleAPI(time.Second, uint64(time.Now().UnixNano()))
 	upLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
