@@ -10,9 +10,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +18,7 @@ import (
 
 	"github.com/rampart-security/rampart/internal/apikey"
 	"github.com/rampart-security/rampart/internal/reqinfo"
+	"github.com/rampart-security/rampart/internal/store/migrations"
 )
 
 //go:embed migrations/*.sql
@@ -72,32 +70,8 @@ func (s *Store) Close() error { return s.db.Close() }
 // Ping checks the database is reachable, for readiness probes.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFS, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, e := range entries {
-		num, _, ok := strings.Cut(e.Name(), "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name must start with a positive version", e.Name())
-		}
-		b, err := migrationFS.ReadFile("migrations/" + e.Name())
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	return ms, nil
+func loadMigrations() ([]migrations.Migration, error) {
+	return migrations.Load(migrationFS, "migrations")
 }
 
 // Migrate applies the embedded migrations not yet recorded in
@@ -118,35 +92,35 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err := s.db.QueryRowContext(ctx, "SELECT max(version) FROM schema_migrations").Scan(&newest); err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	if known := ms[len(ms)-1].version; newest.Valid && int(newest.Int64) > known {
+	if known := ms[len(ms)-1].Version; newest.Valid && int(newest.Int64) > known {
 		return fmt.Errorf("sqlite: migrate: database schema version %d is newer than this binary's %d", newest.Int64, known)
 	}
 	for _, m := range ms {
 		if err := s.apply(ctx, m); err != nil {
-			return fmt.Errorf("sqlite: migrate %s: %w", m.name, err)
+			return fmt.Errorf("sqlite: migrate %s: %w", m.Name, err)
 		}
 	}
 	return nil
 }
 
-func (s *Store) apply(ctx context.Context, m migration) error {
+func (s *Store) apply(ctx context.Context, m migrations.Migration) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
 	var n int
-	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations WHERE version = ?", m.version).Scan(&n); err != nil {
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations WHERE version = ?", m.Version).Scan(&n); err != nil {
 		return err
 	}
 	if n > 0 {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx,
-		"INSERT INTO schema_migrations (version, applied_at) VALUES (?, CAST(strftime('%s','now') AS INTEGER))", m.version); err != nil {
+		"INSERT INTO schema_migrations (version, applied_at) VALUES (?, CAST(strftime('%s','now') AS INTEGER))", m.Version); err != nil {
 		return err
 	}
 	return tx.Commit()
